@@ -1,0 +1,275 @@
+//! `qtlab`: run the same run spec as the browser app, headless.
+
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use qtlab_core::Backend;
+use qtlab_core::dataset::RunData;
+use qtlab_core::record::{Progress, run_native};
+use qtlab_core::spec::{KEYS, RunSpec};
+use qtlab_core::train::{EvalReport, StepReport, Trainer};
+
+const USAGE: &str = "\
+qtlab — Quantizable Transformers Lab (headless)
+
+USAGE:
+  qtlab train [--spec '<canonical spec>'] [--<key> <value>]... [--backend cpu|wgpu]
+              [--out FILE] [--stats-every N] [--quiet]
+  qtlab bench [--backend cpu|wgpu|all] [--steps N]
+  qtlab spec  [--spec '<canonical spec>'] [--<key> <value>]...   print the canonical spec
+  qtlab help
+
+Every spec key is also a flag: --model bert|opt|vit, --attn vanilla|clipped|gated|softmax1|sink,
+--steps N, --seed N, --data synthetic|<path>, --gamma, --zeta, --alpha, --gate uph|cph|linear|mlp|allheads,
+--pi, --layers, --d, --heads, --ffn, --seq, --batch, --lr, --warmup, --wd, ...
+Flags after --spec override the spec's values.
+
+EXAMPLES:
+  qtlab train --model bert --attn clipped --alpha 0.5 --steps 300 --out run.json
+  qtlab train --spec 'v=1&model=opt&attn=gated&pi=0.25&steps=200' --backend cpu
+";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("train") => cmd_train(&args[1..]),
+        Some("bench") => cmd_bench(&args[1..]),
+        Some("spec") => cmd_spec(&args[1..]),
+        Some("help" | "--help" | "-h") | None => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        Some(other) => Err(format!("unknown command `{other}`\n\n{USAGE}")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(msg) => {
+            eprintln!("error: {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Options that are not part of the spec (they do not change results).
+struct RunOpts {
+    backend: Backend,
+    out: Option<String>,
+    stats_every: usize,
+    quiet: bool,
+    bench_steps: usize,
+    bench_backends: Vec<Backend>,
+}
+
+fn parse_args(args: &[String]) -> Result<(RunSpec, RunOpts), String> {
+    let mut opts = RunOpts {
+        backend: Backend::Cpu,
+        out: None,
+        stats_every: 10,
+        quiet: false,
+        bench_steps: 30,
+        bench_backends: vec![Backend::Cpu, Backend::Wgpu],
+    };
+    let mut spec = RunSpec::default();
+    let mut sets: Vec<(String, String)> = Vec::new();
+    let mut i = 0;
+    while i < args.len() {
+        let flag = args[i].as_str();
+        let Some(key) = flag.strip_prefix("--") else {
+            return Err(format!("unexpected argument `{flag}` (flags look like --key value)"));
+        };
+        if key == "quiet" {
+            opts.quiet = true;
+            i += 1;
+            continue;
+        }
+        let value = args
+            .get(i + 1)
+            .ok_or_else(|| format!("flag `--{key}` needs a value"))?
+            .clone();
+        match key {
+            "spec" => spec = RunSpec::parse(&value).map_err(|e| e.to_string())?,
+            "backend" => {
+                if value == "all" {
+                    opts.bench_backends = vec![Backend::Cpu, Backend::Wgpu];
+                } else {
+                    opts.backend = value.parse()?;
+                    opts.bench_backends = vec![opts.backend];
+                }
+            }
+            "out" => opts.out = Some(value),
+            "stats-every" => {
+                opts.stats_every = value.parse().map_err(|_| format!("--stats-every expects a number, got `{value}`"))?
+            }
+            "bench-steps" => {
+                opts.bench_steps = value.parse().map_err(|_| format!("--bench-steps expects a number, got `{value}`"))?
+            }
+            // `--data <path>` is the CLI's shorthand for `data=file:<path>`.
+            "data" if value != "synthetic" && !value.starts_with("file:") => {
+                sets.push(("data".into(), format!("file:{value}")))
+            }
+            k if KEYS.contains(&k) => sets.push((k.to_string(), value)),
+            k => return Err(format!("unknown flag `--{k}`; spec keys are: {}", KEYS.join(", "))),
+        }
+        i += 2;
+    }
+    for (k, v) in sets {
+        spec.set(&k, &v).map_err(|e| e.to_string())?;
+    }
+    spec.validate().map_err(|e| e.to_string())?;
+    Ok((spec, opts))
+}
+
+fn cmd_spec(args: &[String]) -> Result<(), String> {
+    let (spec, _) = parse_args(args)?;
+    println!("{}", spec.to_canonical());
+    for w in spec.warnings() {
+        eprintln!("warning: {w}");
+    }
+    Ok(())
+}
+
+struct Bar {
+    tty: bool,
+    quiet: bool,
+    last_inf: Option<f64>,
+    t0: Instant,
+}
+
+impl Progress for Bar {
+    fn step(&mut self, r: &StepReport, total: usize) {
+        if let Some(m) = r.inf_norms.iter().cloned().reduce(f64::max) {
+            self.last_inf = Some(m);
+        }
+        if self.quiet {
+            return;
+        }
+        let done = r.step + 1;
+        let inf = self.last_inf.map_or("-".to_string(), |v| format!("{v:.2}"));
+        let rate = done as f64 / self.t0.elapsed().as_secs_f64().max(1e-9);
+        if self.tty {
+            let width = 30;
+            let filled = width * done / total.max(1);
+            eprint!(
+                "\r[{}{}] {done}/{total}  loss {:.4}  max|x| {inf}  {rate:.1} step/s ",
+                "#".repeat(filled),
+                "-".repeat(width - filled),
+                r.loss
+            );
+            if done == total {
+                eprintln!();
+            }
+            let _ = std::io::stderr().flush();
+        } else if done % 50 == 0 || done == total {
+            eprintln!("step {done}/{total}  loss {:.4}  max|x| {inf}  {rate:.1} step/s", r.loss);
+        }
+    }
+
+    fn eval(&mut self, e: &EvalReport) {
+        if self.quiet {
+            return;
+        }
+        if self.tty {
+            eprint!("\r\x1b[K");
+        }
+        let metric = match (e.ppl, e.accuracy) {
+            (Some(p), _) => format!("ppl {p:.3}"),
+            (_, Some(a)) => format!("acc {:.2}%", 100.0 * a),
+            _ => String::new(),
+        };
+        eprintln!(
+            "eval @ {}: loss {:.4}  {metric}  max inf-norm {:.3}  avg kurtosis {:.3}",
+            e.step, e.loss, e.outliers.max_inf_norm, e.outliers.avg_kurtosis
+        );
+    }
+}
+
+fn cmd_train(args: &[String]) -> Result<(), String> {
+    let (spec, opts) = parse_args(args)?;
+    for w in spec.warnings() {
+        eprintln!("warning: {w}");
+    }
+    let data = RunData::load(&spec, None).map_err(|e| e.to_string())?;
+    if !opts.quiet {
+        eprintln!("spec {} ({}) on {}", spec.to_canonical(), spec.fingerprint(), opts.backend.name());
+    }
+    let device = opts.backend.device();
+    let mut trainer = Trainer::new(spec, data, &device);
+    let mut bar = Bar { tty: std::io::stderr().is_terminal(), quiet: opts.quiet, last_inf: None, t0: Instant::now() };
+    let rec = run_native(&mut trainer, opts.backend.name(), opts.stats_every, &mut bar);
+    if let Some(path) = &opts.out {
+        let json = serde_json::to_string_pretty(&rec).map_err(|e| e.to_string())?;
+        std::fs::write(path, json).map_err(|e| format!("cannot write `{path}`: {e}"))?;
+        if !opts.quiet {
+            eprintln!("wrote {path}");
+        }
+    }
+    if let Some(e) = &rec.eval {
+        println!(
+            "{}",
+            serde_json::json!({
+                "fingerprint": rec.fingerprint,
+                "loss": e.loss, "ppl": e.ppl, "accuracy": e.accuracy,
+                "max_inf_norm": e.outliers.max_inf_norm, "avg_kurtosis": e.outliers.avg_kurtosis,
+                "ms_per_step": rec.ms_per_step,
+            })
+        );
+    }
+    match rec.error {
+        Some(err) => Err(err),
+        None => Ok(()),
+    }
+}
+
+/// Peak resident memory of this process (Linux VmHWM), in MiB.
+fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+/// The issue's reference config: BERT, 2 layers, d_model 64, 4 heads, FFN 256, seq 32, batch 16.
+pub fn reference_spec() -> RunSpec {
+    RunSpec::parse("v=1&model=bert&layers=2&d=64&heads=4&ffn=256&seq=32&batch=16&steps=1000000&warmup=10")
+        .expect("reference spec is valid")
+}
+
+fn cmd_bench(args: &[String]) -> Result<(), String> {
+    let (_, opts) = parse_args(args)?;
+    let spec = reference_spec();
+    println!("reference config: {}", spec.to_canonical());
+    for backend in opts.bench_backends.iter().copied() {
+        let data = RunData::load(&spec, None).map_err(|e| e.to_string())?;
+        let device = backend.device();
+        let mut trainer = Trainer::new(spec.clone(), data, &device);
+        let t_first = Instant::now();
+        trainer.step_sync(false).map_err(|e| e.to_string())?;
+        let first_ms = t_first.elapsed().as_secs_f64() * 1e3;
+        for _ in 0..3 {
+            trainer.step_sync(false).map_err(|e| e.to_string())?;
+        }
+        let n = opts.bench_steps.max(1);
+        let mut times = Vec::with_capacity(n);
+        for _ in 0..n {
+            let t = Instant::now();
+            trainer.step_sync(false).map_err(|e| e.to_string())?;
+            times.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+        times.sort_by(f64::total_cmp);
+        let mean = times.iter().sum::<f64>() / n as f64;
+        let t_stats = Instant::now();
+        for _ in 0..n {
+            trainer.step_sync(true).map_err(|e| e.to_string())?;
+        }
+        let with_stats = t_stats.elapsed().as_secs_f64() * 1e3 / n as f64;
+        println!(
+            "{:<5} ms/step mean {mean:7.2}  median {:7.2}  min {:7.2}  (with per-step inf-norm stats {with_stats:7.2})  first step {first_ms:8.1} ms  peak RSS {:.0} MiB",
+            backend.name(),
+            times[n / 2],
+            times[0],
+            peak_rss_mib().unwrap_or(f64::NAN)
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,224 @@
+//! The run's data, turned into device batches.
+//!
+//! Everything random is drawn from the run seed's named streams: the corpus / images from
+//! `Data`, which windows or images form a batch from `Order`, BERT's masking from `Mask`.
+//! Evaluation batches are fixed (same windows and masks at every evaluation) so curves compare.
+
+use burn::tensor::{Device, Int, Tensor, TensorData};
+
+use crate::data::{self, DataError, ImageSet, TextCorpus, TokenBatch};
+use crate::model::ModelInput;
+use crate::rng::{Rng, Stream};
+use crate::spec::{DataSource, ModelKind, RunSpec};
+
+/// Characters generated for the built-in corpus: about 30 000 BERT windows of 32 tokens,
+/// far more than a demo run reads, and generated in milliseconds.
+pub const SYNTH_CHARS: usize = 1_000_000;
+/// Synthetic image counts (train / validation).
+pub const SYNTH_TRAIN_IMAGES: usize = 4096;
+pub const SYNTH_VAL_IMAGES: usize = 1024;
+
+/// Characters treated as delimiters for the no-op signature (besides [SEP]).
+const DELIMITERS: &[char] = &['.', ',', ';', ':', '!', '?', '\n'];
+
+pub enum RunData {
+    Text(TextCorpus),
+    Images { train: ImageSet, val: ImageSet },
+}
+
+/// A batch on the host, ready to upload.
+pub struct HostBatch {
+    pub input: HostInput,
+    /// Target class / token per prediction row. `[rows]`
+    pub target: Vec<u32>,
+    /// 1.0 where the loss counts. `[rows]`
+    pub weight: Vec<f32>,
+    /// 1.0 on delimiter keys, for the no-op signature. `[batch, seq]`
+    pub delim: Vec<f32>,
+    pub batch: usize,
+    pub seq: usize,
+}
+
+pub enum HostInput {
+    Tokens(Vec<u32>),
+    /// `[batch, n_patches, patch*patch]`, flattened.
+    Patches(Vec<f32>, usize),
+}
+
+/// A batch on the device.
+pub struct DeviceBatch {
+    pub input: ModelInput,
+    /// `[rows, 1]`
+    pub target: Tensor<2, Int>,
+    /// `[rows]`
+    pub weight: Tensor<1>,
+    /// Σ weight, known on the host so the loss needs no readback.
+    pub weight_sum: f32,
+    /// `[batch, seq]`
+    pub delim: Tensor<2>,
+}
+
+impl RunData {
+    /// Loads or generates the data a spec asks for. `file_text` supplies the contents of a
+    /// `data=file:…` source (the CLI reads the path, the app an upload); `None` means read the
+    /// path from disk.
+    pub fn load(spec: &RunSpec, file_text: Option<String>) -> Result<RunData, DataError> {
+        match (spec.model, &spec.data) {
+            (ModelKind::Vit, _) => {
+                let mut rng = Rng::stream(spec.seed, Stream::Data);
+                let train = data::synth_images::generate(&mut rng, SYNTH_TRAIN_IMAGES, spec.image, spec.classes);
+                let val = data::synth_images::generate(&mut rng, SYNTH_VAL_IMAGES, spec.image, spec.classes);
+                Ok(RunData::Images { train, val })
+            }
+            (_, DataSource::Synthetic) => Ok(RunData::Text(TextCorpus::synthetic(spec.seed, SYNTH_CHARS))),
+            (_, DataSource::File(path)) => {
+                let text = match file_text {
+                    Some(t) => t,
+                    None => data::text_file::load_text(std::path::Path::new(path))?,
+                };
+                let corpus = TextCorpus::from_text(&text, 0.1)?;
+                corpus.check_window(text_window(spec))?;
+                Ok(RunData::Text(corpus))
+            }
+        }
+    }
+
+    /// Token vocabulary size (0 for images).
+    pub fn vocab_size(&self) -> usize {
+        match self {
+            RunData::Text(c) => c.tokenizer.vocab_size(),
+            RunData::Images { .. } => 0,
+        }
+    }
+
+    fn delim_ids(&self) -> Vec<u32> {
+        match self {
+            RunData::Text(c) => {
+                let mut ids = vec![data::tokenizer::SEP];
+                for ch in DELIMITERS {
+                    let id = c.tokenizer.encode(&ch.to_string())[0];
+                    if id != data::tokenizer::UNK {
+                        ids.push(id);
+                    }
+                }
+                ids
+            }
+            RunData::Images { .. } => Vec::new(),
+        }
+    }
+
+    /// The next training batch, drawing window starts from `order` and masks from `mask`.
+    pub fn train_batch(&self, spec: &RunSpec, order: &mut Rng, mask: &mut Rng) -> HostBatch {
+        match self {
+            RunData::Text(c) => {
+                let window = text_window(spec);
+                let starts = data::window_starts(c.train.len(), window, spec.batch, order);
+                self.text_batch(spec, &c.train, &starts, mask)
+            }
+            RunData::Images { train, .. } => {
+                let idx: Vec<usize> = (0..spec.batch).map(|_| order.below(train.labels.len())).collect();
+                image_host_batch(spec, train, &idx)
+            }
+        }
+    }
+
+    /// Evaluation batch `i` of `spec.eval_batches`; identical every time it is asked for.
+    pub fn eval_batch(&self, spec: &RunSpec, i: usize) -> HostBatch {
+        match self {
+            RunData::Text(c) => {
+                let window = text_window(spec);
+                let all = data::eval_starts(c.val.len(), window, spec.batch * spec.eval_batches);
+                let starts = &all[i * spec.batch..(i + 1) * spec.batch];
+                // A fresh mask stream per evaluation batch keeps evaluation masks fixed.
+                let mut mask = Rng::stream(spec.seed, Stream::Mask).fork(0xE7A1_0000 + i as u64);
+                self.text_batch(spec, &c.val, starts, &mut mask)
+            }
+            RunData::Images { val, .. } => {
+                let n = val.labels.len();
+                let idx: Vec<usize> = (0..spec.batch).map(|j| (i * spec.batch + j) % n).collect();
+                image_host_batch(spec, val, &idx)
+            }
+        }
+    }
+
+    fn text_batch(&self, spec: &RunSpec, tokens: &[u32], starts: &[usize], mask: &mut Rng) -> HostBatch {
+        let b: TokenBatch = match spec.model {
+            ModelKind::Bert => data::mlm_batch(tokens, starts, spec.seq_len, self.vocab_size(), spec.mask_prob, mask),
+            _ => data::clm_batch(tokens, starts, spec.seq_len),
+        };
+        let delim_ids = self.delim_ids();
+        let delim = b.input.iter().map(|id| if delim_ids.contains(id) { 1.0 } else { 0.0 }).collect();
+        HostBatch {
+            delim,
+            target: b.target,
+            weight: b.weight,
+            batch: b.batch,
+            seq: b.seq,
+            input: HostInput::Tokens(b.input),
+        }
+    }
+}
+
+/// Tokens of raw text per row: BERT spends two on [CLS]/[SEP]; OPT reads `seq` tokens
+/// (BOS + seq−1 inputs, seq targets).
+fn text_window(spec: &RunSpec) -> usize {
+    match spec.model {
+        ModelKind::Bert => spec.seq_len - 2,
+        _ => spec.seq_len,
+    }
+}
+
+fn image_host_batch(spec: &RunSpec, set: &ImageSet, idx: &[usize]) -> HostBatch {
+    let ib = data::image_batch(set, idx);
+    let (s, p) = (spec.image, spec.patch);
+    let g = s / p;
+    let n = g * g;
+    // Cut patches on the host: [b, s, s] → [b, g·g, p·p], row-major patches.
+    let mut patches = vec![0f32; ib.batch * n * p * p];
+    for bi in 0..ib.batch {
+        for gy in 0..g {
+            for gx in 0..g {
+                for py in 0..p {
+                    for px in 0..p {
+                        let src = bi * s * s + (gy * p + py) * s + gx * p + px;
+                        let dst = ((bi * n + gy * g + gx) * p + py) * p + px;
+                        patches[dst] = ib.pixels[src];
+                    }
+                }
+            }
+        }
+    }
+    HostBatch {
+        input: HostInput::Patches(patches, n),
+        target: ib.labels,
+        weight: vec![1.0; ib.batch],
+        delim: vec![0.0; ib.batch * (n + 1)],
+        batch: ib.batch,
+        seq: n + 1,
+    }
+}
+
+impl HostBatch {
+    pub fn to_device(&self, spec: &RunSpec, device: &Device) -> DeviceBatch {
+        let (b, t) = (self.batch, self.seq);
+        let input = match &self.input {
+            HostInput::Tokens(ids) => {
+                let ids: Vec<i32> = ids.iter().map(|&i| i as i32).collect();
+                ModelInput::Tokens(Tensor::from_data(TensorData::new(ids, [b, t]), device))
+            }
+            HostInput::Patches(px, n) => {
+                let p2 = spec.patch * spec.patch;
+                ModelInput::Patches(Tensor::from_data(TensorData::new(px.clone(), [b, *n, p2]), device))
+            }
+        };
+        let rows = self.target.len();
+        let target: Vec<i32> = self.target.iter().map(|&i| i as i32).collect();
+        DeviceBatch {
+            input,
+            target: Tensor::from_data(TensorData::new(target, [rows, 1]), device),
+            weight: Tensor::from_data(TensorData::new(self.weight.clone(), [rows]), device),
+            weight_sum: self.weight.iter().sum(),
+            delim: Tensor::from_data(TensorData::new(self.delim.clone(), [b, t]), device),
+        }
+    }
+}

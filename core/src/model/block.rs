@@ -1,0 +1,80 @@
+//! The pre-LN transformer block shared by OPT and ViT.
+
+use burn::module::Module;
+use burn::nn::{LayerNorm, Linear};
+use burn::tensor::activation::{gelu, relu};
+use burn::tensor::{Device, Tensor};
+
+use crate::attention::{Attention, AttentionConfig};
+use crate::init::Init;
+use crate::model::{Tap, TapKind, Taps};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Activation {
+    Relu,
+    Gelu,
+}
+
+impl Activation {
+    pub fn apply<const D: usize>(self, x: Tensor<D>) -> Tensor<D> {
+        match self {
+            Activation::Relu => relu(x),
+            Activation::Gelu => gelu(x),
+        }
+    }
+}
+
+/// `h = x + out_proj(attn(LN₁(x)))`, `y = h + fc2(act(fc1(LN₂(h))))`.
+#[derive(Module, Debug)]
+pub struct PreLnBlock {
+    pub attn_ln: LayerNorm,
+    pub attn: Attention,
+    pub ffn_ln: LayerNorm,
+    pub fc1: Linear,
+    pub fc2: Linear,
+    #[module(skip)]
+    pub act: Activation,
+}
+
+impl PreLnBlock {
+    pub fn init(
+        cfg: &AttentionConfig,
+        d_ff: usize,
+        act: Activation,
+        init_std: f64,
+        init: &mut Init,
+        device: &Device,
+    ) -> Self {
+        let d = cfg.d_model;
+        PreLnBlock {
+            attn_ln: init.layer_norm(d, device),
+            attn: cfg.init(init, device),
+            ffn_ln: init.layer_norm(d, device),
+            fc1: init.linear_normal(d, d_ff, init_std, device),
+            fc2: init.linear_normal(d_ff, d, init_std, device),
+            act,
+        }
+    }
+
+    /// # Shapes
+    /// - `x`: `[batch, seq, d_model]` → `[batch, seq, d_model]`
+    pub fn forward(&self, x: Tensor<3>, layer: usize, taps: &mut Taps) -> Tensor<3> {
+        let a_in = self.attn_ln.forward(x.clone()); // [b, t, d]
+        let att = self.attn.forward(a_in.clone());
+        let h = x + att.out.clone(); // [b, t, d]
+        let f_in = self.ffn_ln.forward(h.clone()); // [b, t, d]
+        let f_out = self.fc2.forward(self.act.apply(self.fc1.forward(f_in.clone()))); // [b, t, d]
+        let y = h + f_out.clone(); // [b, t, d]
+        let tap = |kind, x| Tap { kind, layer: Some(layer), x };
+        taps.tracked.extend([
+            tap(TapKind::AttnLn, a_in),
+            tap(TapKind::OutProj, att.out),
+            tap(TapKind::FfnLn, f_in),
+            tap(TapKind::Fc2Out, f_out),
+            tap(TapKind::BlockOut, y.clone()),
+        ]);
+        taps.probs.push(att.probs);
+        taps.gates.push(att.gate);
+        y
+    }
+}

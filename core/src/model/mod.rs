@@ -1,0 +1,136 @@
+//! The three models and what their forward passes hand back.
+//!
+//! `forward` returns the logits plus [`Taps`]: the tensors the outlier metrics, the app's
+//! charts and the quantization report read. Nothing is spied on with hooks.
+
+pub mod bert;
+pub mod block;
+pub mod opt;
+pub mod vit;
+
+use burn::module::Module;
+use burn::tensor::{Device, Int, Tensor};
+
+use crate::init::Init;
+use crate::spec::{ModelKind, RunSpec};
+
+pub use bert::Bert;
+pub use opt::Opt;
+pub use vit::Vit;
+
+/// Which tensor a tap is, named after the module in the paper's code whose output it is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TapKind {
+    /// BERT `output.dense`: FFN output before dropout and the residual.
+    FfnOut,
+    /// BERT `output.LayerNorm`: the layer's final LayerNorm output.
+    LnOut,
+    /// OPT/ViT `layers.j`: block output, i.e. the residual stream.
+    BlockOut,
+    /// OPT/ViT `fc2` output.
+    Fc2Out,
+    /// OPT/ViT `self_attn_layer_norm` output.
+    AttnLn,
+    /// OPT/ViT `final_layer_norm` of a block (the pre-FFN LayerNorm).
+    FfnLn,
+    /// OPT/ViT `self_attn.out_proj` output.
+    OutProj,
+    /// OPT/ViT `decoder.final_layer_norm`.
+    FinalLn,
+}
+
+impl TapKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            TapKind::FfnOut => "ffn_out",
+            TapKind::LnOut => "ln_out",
+            TapKind::BlockOut => "block_out",
+            TapKind::Fc2Out => "fc2_out",
+            TapKind::AttnLn => "attn_ln",
+            TapKind::FfnLn => "ffn_ln",
+            TapKind::OutProj => "out_proj",
+            TapKind::FinalLn => "final_ln",
+        }
+    }
+}
+
+/// One tracked activation.
+#[derive(Clone, Debug)]
+pub struct Tap {
+    pub kind: TapKind,
+    /// Block index, `None` for model-level tensors (the final LayerNorm).
+    pub layer: Option<usize>,
+    /// `[batch, seq, d_model]`
+    pub x: Tensor<3>,
+}
+
+impl Tap {
+    pub fn label(&self) -> String {
+        match self.layer {
+            Some(l) => format!("layer{l}.{}", self.kind.name()),
+            None => self.kind.name().to_string(),
+        }
+    }
+}
+
+/// Per-forward taps.
+#[derive(Clone, Debug, Default)]
+pub struct Taps {
+    /// The tensors the paper tracks for max inf-norm and kurtosis (paper.md §2), in layer order.
+    pub tracked: Vec<Tap>,
+    /// Attention probabilities per layer. `[batch, heads, seq, seq]`
+    pub probs: Vec<Tensor<4>>,
+    /// Gate probabilities per layer (gated attention only), broadcastable to `[batch, heads, seq, 1]`.
+    pub gates: Vec<Option<Tensor<4>>>,
+}
+
+pub struct ModelOutput {
+    /// One row per prediction: `[batch*seq, vocab]` for the language models, `[batch, classes]` for ViT.
+    pub logits: Tensor<2>,
+    pub taps: Taps,
+}
+
+/// A batch on the device.
+pub enum ModelInput {
+    /// Token ids. `[batch, seq]`
+    Tokens(Tensor<2, Int>),
+    /// Flattened patches. `[batch, n_patches, patch*patch]`
+    Patches(Tensor<3>),
+}
+
+#[derive(Module, Debug)]
+pub enum Model {
+    Bert(Bert),
+    Opt(Opt),
+    Vit(Vit),
+}
+
+impl Model {
+    /// Builds the model for `spec`; `vocab` is the tokenizer's size (ignored by ViT).
+    pub fn init(spec: &RunSpec, vocab: usize, init: &mut Init, device: &Device) -> Model {
+        match spec.model {
+            ModelKind::Bert => Model::Bert(Bert::init(spec, vocab, init, device)),
+            ModelKind::Opt => Model::Opt(Opt::init(spec, vocab, init, device)),
+            ModelKind::Vit => Model::Vit(Vit::init(spec, init, device)),
+        }
+    }
+
+    pub fn forward(&self, input: ModelInput) -> ModelOutput {
+        match (self, input) {
+            (Model::Bert(m), ModelInput::Tokens(ids)) => m.forward(ids),
+            (Model::Opt(m), ModelInput::Tokens(ids)) => m.forward(ids),
+            (Model::Vit(m), ModelInput::Patches(p)) => m.forward(p),
+            _ => panic!("model and input kinds do not match"),
+        }
+    }
+
+    /// The tap kind whose max inf-norm the paper reports as "Max inf. norm": the FFN output for
+    /// BERT, the block output (residual stream) for OPT and ViT.
+    pub fn headline_kind(&self) -> TapKind {
+        match self {
+            Model::Bert(_) => TapKind::FfnOut,
+            Model::Opt(_) | Model::Vit(_) => TapKind::BlockOut,
+        }
+    }
+}

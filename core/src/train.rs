@@ -1,0 +1,416 @@
+//! Training: AdamW with warm-up and linear decay, global gradient-norm clipping, and a step API
+//! that a native loop and an async browser loop both drive.
+//!
+//! [`Trainer::step`] queues the whole update on the device and returns a [`PendingStep`] holding
+//! device tensors; nothing on that path reads back. The native loop calls
+//! [`PendingStep::read`]; the browser awaits [`PendingStep::read_async`].
+
+use std::collections::HashMap;
+
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
+use burn::tensor::activation::log_softmax;
+use burn::tensor::{Device, Gradients, Tensor};
+
+use crate::data::DataError;
+use crate::dataset::{DeviceBatch, RunData};
+use crate::init::Init;
+use crate::metrics::{self, OutlierAccumulator, OutlierReport};
+use crate::model::{Model, ModelOutput, TapKind};
+use crate::rng::{Rng, Stream};
+use crate::spec::{ModelKind, RunSpec};
+
+/// Learning rate at `step` (0-based): linear warm-up to `lr` over `warmup` steps, then linear
+/// decay to 0 at `steps` (HF `get_linear_schedule_with_warmup`, shifted by one so the first
+/// step already learns).
+pub fn lr_at(spec: &RunSpec, step: usize) -> f64 {
+    if step < spec.warmup {
+        spec.lr * (step + 1) as f64 / spec.warmup as f64
+    } else {
+        let left = spec.steps.saturating_sub(step) as f64;
+        spec.lr * left / (spec.steps - spec.warmup).max(1) as f64
+    }
+}
+
+/// Parameters exempt from weight decay: biases and LayerNorm weights, as in the paper's
+/// scripts (`["bias", "LayerNorm.weight"]`), plus the other scalar-per-channel parameters
+/// (gate logits, sink logits) that play the role of biases.
+const NO_DECAY: &[&str] = &["bias", "b1", "b2", "beta", "gamma", "alpha", "sink", "head_bias"];
+
+struct Moments {
+    m: Tensor<1>,
+    v: Tensor<1>,
+}
+
+/// AdamW (PyTorch semantics: decoupled decay `p ← p·(1−lr·wd)`, bias-corrected moments).
+/// Written here rather than taken from burn-optim because the paper's recipe needs a global
+/// gradient-norm clip and a decay exclusion list, and both must stay on the device.
+pub struct AdamW {
+    beta1: f64,
+    beta2: f64,
+    eps: f64,
+    weight_decay: f64,
+    clip: f64,
+    t: i32,
+    state: HashMap<ParamId, Moments>,
+}
+
+impl AdamW {
+    pub fn new(spec: &RunSpec) -> Self {
+        AdamW {
+            beta1: spec.beta1,
+            beta2: spec.beta2,
+            eps: spec.eps,
+            weight_decay: spec.weight_decay,
+            clip: spec.clip,
+            t: 0,
+            state: HashMap::new(),
+        }
+    }
+
+    /// Applies one update; returns the global gradient norm (before clipping) as a device scalar.
+    pub fn step(&mut self, model: Model, mut grads: Gradients, lr: f64) -> (Model, Tensor<1>) {
+        let mut collect = GradCollector { grads: &mut grads, out: HashMap::new(), sq_sum: None };
+        model.visit(&mut collect);
+        let GradCollector { out: flat_grads, sq_sum, .. } = collect;
+        let device = model.devices().first().cloned().expect("model has a device").inner();
+        let norm = sq_sum.map(|s| s.sqrt()).unwrap_or_else(|| Tensor::zeros([1], &device)); // [1]
+        // PyTorch's clip_grad_norm_: coefficient max_norm/(norm+1e-6), capped at 1.
+        let scale = (self.clip > 0.0).then(|| (norm.clone().add_scalar(1e-6)).recip().mul_scalar(self.clip).clamp_max(1.0));
+        self.t += 1;
+        let mut mapper = AdamWMapper { opt: self, grads: flat_grads, scale, lr, path: Vec::new() };
+        let model = model.map(&mut mapper);
+        (model, norm)
+    }
+}
+
+/// First pass: pull every gradient out (flattened) and sum their squares for the global norm.
+struct GradCollector<'a> {
+    grads: &'a mut Gradients,
+    out: HashMap<ParamId, Tensor<1>>,
+    sq_sum: Option<Tensor<1>>,
+}
+
+impl ModuleVisitor for GradCollector<'_> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let tensor = param.val();
+        if let Some(g) = tensor.grad_remove(self.grads) {
+            let n = g.shape().num_elements();
+            let g = g.reshape([n]); // [n]
+            let sq = g.clone().powi_scalar(2).sum(); // [1]
+            self.sq_sum = Some(match self.sq_sum.take() {
+                Some(s) => s + sq,
+                None => sq,
+            });
+            self.out.insert(param.id, g);
+        }
+    }
+}
+
+struct AdamWMapper<'a> {
+    opt: &'a mut AdamW,
+    grads: HashMap<ParamId, Tensor<1>>,
+    scale: Option<Tensor<1>>,
+    lr: f64,
+    path: Vec<String>,
+}
+
+impl ModuleMapper for AdamWMapper<'_> {
+    fn enter_module(&mut self, name: &str, _container_type: &str) {
+        self.path.push(name.to_string());
+    }
+
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.path.pop();
+    }
+
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        let Some(grad) = self.grads.remove(&param.id) else {
+            return param;
+        };
+        let field = self
+            .path
+            .iter()
+            .rev()
+            .find(|p| p.parse::<usize>().is_err())
+            .map(String::as_str)
+            .unwrap_or("");
+        let decay = !NO_DECAY.contains(&field);
+        let opt = &mut *self.opt;
+        let (lr, scale) = (self.lr, self.scale.clone());
+        let id = param.id;
+        param.map(|tensor| {
+            let shape = tensor.shape();
+            let n = shape.num_elements();
+            let p = tensor.inner().reshape([n]); // [n]
+            let g = match scale {
+                Some(s) => grad * s, // [n] · [1]
+                None => grad,
+            };
+            let (b1, b2) = (opt.beta1, opt.beta2);
+            let (m, v) = match opt.state.remove(&id) {
+                Some(Moments { m, v }) => (
+                    m.mul_scalar(b1) + g.clone().mul_scalar(1.0 - b1),
+                    v.mul_scalar(b2) + g.powi_scalar(2).mul_scalar(1.0 - b2),
+                ),
+                None => (g.clone().mul_scalar(1.0 - b1), g.powi_scalar(2).mul_scalar(1.0 - b2)),
+            };
+            let bc1 = 1.0 - b1.powi(opt.t);
+            let bc2 = 1.0 - b2.powi(opt.t);
+            let p = if decay && opt.weight_decay > 0.0 {
+                p.mul_scalar(1.0 - lr * opt.weight_decay)
+            } else {
+                p
+            };
+            // p ← p − lr·m̂/(√v̂ + ε), with m̂ = m/bc1 and v̂ = v/bc2.
+            let denom = v.clone().div_scalar(bc2).sqrt().add_scalar(opt.eps);
+            let p = p - m.clone().div(denom).mul_scalar(lr / bc1);
+            opt.state.insert(id, Moments { m, v });
+            Tensor::from_inner(p.reshape(shape)).require_grad()
+        })
+    }
+}
+
+/// Weighted cross-entropy: Σ w·(−log p[target]) / Σ w.
+///
+/// # Shapes
+/// - `logits`: `[rows, classes]`, `target`: `[rows, 1]`, `weight`: `[rows]` → `[1]`
+pub fn weighted_cross_entropy(logits: Tensor<2>, batch: &DeviceBatch) -> Tensor<1> {
+    let rows = logits.dims()[0];
+    let logp = log_softmax(logits, 1); // [rows, classes]
+    let picked = logp.gather(1, batch.target.clone()).reshape([rows]); // [rows]
+    (picked * batch.weight.clone()).sum().neg().div_scalar(batch.weight_sum.max(1.0) as f64)
+}
+
+/// A queued training step. Holds device tensors; reading them is the only sync point.
+pub struct PendingStep {
+    pub step: usize,
+    pub lr: f64,
+    /// `[loss, grad_norm, headline inf-norms…]`
+    packed: Tensor<1>,
+    headline_layers: usize,
+}
+
+/// What a training step reports once read back.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct StepReport {
+    pub step: usize,
+    pub lr: f64,
+    pub loss: f64,
+    pub grad_norm: f64,
+    /// Per-layer max inf-norm of the headline tap on this training batch, if it was collected.
+    pub inf_norms: Vec<f64>,
+}
+
+impl PendingStep {
+    fn finish(&self, v: Vec<f32>) -> StepReport {
+        let get = |i: usize| v.get(i).copied().unwrap_or(f32::NAN) as f64;
+        StepReport {
+            step: self.step,
+            lr: self.lr,
+            loss: get(0),
+            grad_norm: get(1),
+            inf_norms: (0..self.headline_layers).map(|i| get(2 + i)).collect(),
+        }
+    }
+
+    /// Blocking readback (native).
+    pub fn read(self) -> Result<StepReport, String> {
+        let v = self.packed.clone().into_data().try_into_vec::<f32>().map_err(|e| format!("{e:?}"))?;
+        Ok(self.finish(v))
+    }
+
+    /// Non-blocking readback (browser).
+    pub async fn read_async(self) -> Result<StepReport, String> {
+        let data = self.packed.to_data_async().await.map_err(|e| format!("{e:?}"))?;
+        let v = data.try_into_vec::<f32>().map_err(|e| format!("{e:?}"))?;
+        Ok(self.finish(v))
+    }
+}
+
+/// Held-out evaluation.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct EvalReport {
+    pub step: usize,
+    pub loss: f64,
+    /// exp(loss) for the language models (the paper's "exp of the mean batch loss").
+    pub ppl: Option<f64>,
+    /// Top-1 accuracy for ViT.
+    pub accuracy: Option<f64>,
+    #[serde(flatten)]
+    pub outliers: OutlierReport,
+}
+
+pub struct Trainer {
+    pub spec: RunSpec,
+    pub data: RunData,
+    model: Option<Model>,
+    opt: AdamW,
+    /// The autodiff device the model trains on.
+    device: Device,
+    order: Rng,
+    mask: Rng,
+    pub step: usize,
+}
+
+#[derive(Debug)]
+pub enum TrainError {
+    Data(DataError),
+    /// The loss or gradient went NaN/Inf.
+    Diverged { step: usize, loss: f64 },
+    Device(String),
+}
+
+impl std::fmt::Display for TrainError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TrainError::Data(e) => write!(f, "{e}"),
+            TrainError::Diverged { step, loss } => write!(
+                f,
+                "training diverged at step {step} (loss = {loss}); lower the learning rate (`lr`) or raise `warmup`"
+            ),
+            TrainError::Device(e) => write!(f, "device error: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for TrainError {}
+
+impl From<DataError> for TrainError {
+    fn from(e: DataError) -> Self {
+        TrainError::Data(e)
+    }
+}
+
+impl Trainer {
+    /// `device` is a plain device (`Device::flex()`, `Device::wgpu(..)`); training runs on its
+    /// autodiff twin. The spec must already be validated.
+    pub fn new(spec: RunSpec, data: RunData, device: &Device) -> Trainer {
+        let device = device.clone().autodiff();
+        let mut init = Init::new(Rng::stream(spec.seed, Stream::Init));
+        let model = Model::init(&spec, data.vocab_size(), &mut init, &device);
+        Trainer {
+            opt: AdamW::new(&spec),
+            order: Rng::stream(spec.seed, Stream::Order),
+            mask: Rng::stream(spec.seed, Stream::Mask),
+            spec,
+            data,
+            model: Some(model),
+            device,
+            step: 0,
+        }
+    }
+
+    pub fn model(&self) -> &Model {
+        self.model.as_ref().expect("model present between steps")
+    }
+
+    pub fn done(&self) -> bool {
+        self.step >= self.spec.steps
+    }
+
+    /// Queues one training step. With `with_stats`, the headline taps' inf-norms of this batch
+    /// ride along in the same readback (cheap; the app asks for them every few steps).
+    pub fn step(&mut self, with_stats: bool) -> PendingStep {
+        let host = self.data.train_batch(&self.spec, &mut self.order, &mut self.mask);
+        let batch = host.to_device(&self.spec, &self.device);
+        let model = self.model.take().expect("model present between steps");
+        let headline = model.headline_kind();
+        let ModelOutput { logits, taps } = model.forward(batch.input_clone());
+        let loss = weighted_cross_entropy(logits, &batch);
+        let mut parts = vec![loss.clone().inner()];
+        let mut headline_layers = 0;
+        let grads = loss.backward();
+        let lr = lr_at(&self.spec, self.step);
+        let (model, grad_norm) = self.opt.step(model, grads, lr);
+        parts.push(grad_norm);
+        if with_stats {
+            for tap in taps.tracked.iter().filter(|t| t.kind == headline) {
+                let x = tap.x.clone().inner();
+                parts.push(metrics::inf_norm_per_seq(x).mean());
+                headline_layers += 1;
+            }
+        }
+        self.model = Some(model);
+        let step = self.step;
+        self.step += 1;
+        PendingStep { step, lr, packed: Tensor::cat(parts, 0), headline_layers }
+    }
+
+    /// Native convenience: step and read back, refusing a non-finite loss.
+    pub fn step_sync(&mut self, with_stats: bool) -> Result<StepReport, TrainError> {
+        let r = self.step(with_stats).read().map_err(TrainError::Device)?;
+        if !r.loss.is_finite() || !r.grad_norm.is_finite() {
+            return Err(TrainError::Diverged { step: r.step, loss: r.loss });
+        }
+        Ok(r)
+    }
+
+    /// The packed statistics of evaluation batch `i` (loss sum, correct count, outlier stats),
+    /// still on the device; see [`Trainer::evaluate`] for how they are read.
+    pub fn eval_batch(&self, i: usize) -> (Tensor<1>, OutlierAccumulator) {
+        let model = self.model().valid();
+        let device = self.device.clone().inner();
+        let host = self.data.eval_batch(&self.spec, i);
+        let batch = host.to_device(&self.spec, &device);
+        let ModelOutput { logits, taps } = model.forward(batch.input_clone());
+        let correct = match self.spec.model {
+            ModelKind::Vit => {
+                let pred = logits.clone().argmax(1); // [b, 1]
+                pred.equal(batch.target.clone()).float().sum() // [1]
+            }
+            _ => Tensor::zeros([1], &device),
+        };
+        let loss = weighted_cross_entropy(logits, &batch);
+        let acc = OutlierAccumulator::new(&taps, model.headline_kind());
+        let stats = metrics::pack_batch_stats(&taps, Some(batch.delim.clone()));
+        (Tensor::cat(vec![loss, correct, stats], 0), acc)
+    }
+
+    /// Evaluates on `spec.eval_batches` fixed held-out batches (blocking readback per batch).
+    pub fn evaluate(&self) -> Result<EvalReport, TrainError> {
+        let mut acc: Option<OutlierAccumulator> = None;
+        let (mut loss_sum, mut correct) = (0.0f64, 0.0f64);
+        for i in 0..self.spec.eval_batches {
+            let (packed, a) = self.eval_batch(i);
+            let v = packed.into_data().try_into_vec::<f32>().map_err(|e| TrainError::Device(format!("{e:?}")))?;
+            loss_sum += v[0] as f64;
+            correct += v[1] as f64;
+            acc.get_or_insert(a).add(&v[2..]);
+        }
+        let n = self.spec.eval_batches.max(1) as f64;
+        let loss = loss_sum / n;
+        let is_vit = self.spec.model == ModelKind::Vit;
+        Ok(EvalReport {
+            step: self.step,
+            loss,
+            ppl: (!is_vit).then(|| loss.exp()),
+            accuracy: is_vit.then(|| correct / (n * self.spec.batch as f64)),
+            outliers: acc.map(|a| a.report()).expect("at least one eval batch"),
+        })
+    }
+
+    /// Runs a training step on `host` data without touching the optimizer: used by tests to
+    /// check gradients and by the app's single-step preview.
+    pub fn loss_on(&self, batch: &DeviceBatch) -> Tensor<1> {
+        let ModelOutput { logits, .. } = self.model().forward(batch.input_clone());
+        weighted_cross_entropy(logits, batch)
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Headline tap kind for this model.
+    pub fn headline_kind(&self) -> TapKind {
+        self.model().headline_kind()
+    }
+}
+
+impl DeviceBatch {
+    pub fn input_clone(&self) -> crate::model::ModelInput {
+        match &self.input {
+            crate::model::ModelInput::Tokens(t) => crate::model::ModelInput::Tokens(t.clone()),
+            crate::model::ModelInput::Patches(p) => crate::model::ModelInput::Patches(p.clone()),
+        }
+    }
+}

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Sets up everything the tests need and runs all of them.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/env.sh
+ensure_apt mesa-vulkan-drivers libvulkan1
+echo "==> cargo test (release profile; target dir $CARGO_TARGET_DIR)"
+# Release: Burn in debug is too slow to train, and the release deps are shared with the CLI.
+cargo test --release --workspace --locked -j "$CARGO_BUILD_JOBS"
