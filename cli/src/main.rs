@@ -76,7 +76,9 @@ fn parse_args(args: &[String]) -> Result<(RunSpec, RunOpts), String> {
     while i < args.len() {
         let flag = args[i].as_str();
         let Some(key) = flag.strip_prefix("--") else {
-            return Err(format!("unexpected argument `{flag}` (flags look like --key value)"));
+            return Err(format!(
+                "unexpected argument `{flag}` (flags look like --key value)"
+            ));
         };
         if key == "quiet" {
             opts.quiet = true;
@@ -99,17 +101,26 @@ fn parse_args(args: &[String]) -> Result<(RunSpec, RunOpts), String> {
             }
             "out" => opts.out = Some(value),
             "stats-every" => {
-                opts.stats_every = value.parse().map_err(|_| format!("--stats-every expects a number, got `{value}`"))?
+                opts.stats_every = value
+                    .parse()
+                    .map_err(|_| format!("--stats-every expects a number, got `{value}`"))?
             }
             "bench-steps" => {
-                opts.bench_steps = value.parse().map_err(|_| format!("--bench-steps expects a number, got `{value}`"))?
+                opts.bench_steps = value
+                    .parse()
+                    .map_err(|_| format!("--bench-steps expects a number, got `{value}`"))?
             }
             // `--data <path>` is the CLI's shorthand for `data=file:<path>`.
             "data" if value != "synthetic" && !value.starts_with("file:") => {
                 sets.push(("data".into(), format!("file:{value}")))
             }
             k if KEYS.contains(&k) => sets.push((k.to_string(), value)),
-            k => return Err(format!("unknown flag `--{k}`; spec keys are: {}", KEYS.join(", "))),
+            k => {
+                return Err(format!(
+                    "unknown flag `--{k}`; spec keys are: {}",
+                    KEYS.join(", ")
+                ));
+            }
         }
         i += 2;
     }
@@ -161,7 +172,10 @@ impl Progress for Bar {
             }
             let _ = std::io::stderr().flush();
         } else if done % 50 == 0 || done == total {
-            eprintln!("step {done}/{total}  loss {:.4}  max|x| {inf}  {rate:.1} step/s", r.loss);
+            eprintln!(
+                "step {done}/{total}  loss {:.4}  max|x| {inf}  {rate:.1} step/s",
+                r.loss
+            );
         }
     }
 
@@ -191,12 +205,27 @@ fn cmd_train(args: &[String]) -> Result<(), String> {
     }
     let data = RunData::load(&spec, None).map_err(|e| e.to_string())?;
     if !opts.quiet {
-        eprintln!("spec {} ({}) on {}", spec.to_canonical(), spec.fingerprint(), opts.backend.name());
+        eprintln!(
+            "spec {} ({}) on {}",
+            spec.to_canonical(),
+            spec.fingerprint(),
+            opts.backend.name()
+        );
     }
     let device = opts.backend.device();
     let mut trainer = Trainer::new(spec, data, &device);
-    let mut bar = Bar { tty: std::io::stderr().is_terminal(), quiet: opts.quiet, last_inf: None, t0: Instant::now() };
-    let rec = run_native(&mut trainer, opts.backend.name(), opts.stats_every, &mut bar);
+    let mut bar = Bar {
+        tty: std::io::stderr().is_terminal(),
+        quiet: opts.quiet,
+        last_inf: None,
+        t0: Instant::now(),
+    };
+    let rec = run_native(
+        &mut trainer,
+        opts.backend.name(),
+        opts.stats_every,
+        &mut bar,
+    );
     if let Some(path) = &opts.out {
         let json = serde_json::to_string_pretty(&rec).map_err(|e| e.to_string())?;
         std::fs::write(path, json).map_err(|e| format!("cannot write `{path}`: {e}"))?;
@@ -231,8 +260,10 @@ fn peak_rss_mib() -> Option<f64> {
 
 /// The reference config: BERT, 2 layers, d_model 64, 4 heads, FFN 256, seq 32, batch 16.
 pub fn reference_spec() -> RunSpec {
-    RunSpec::parse("v=1&model=bert&layers=2&d=64&heads=4&ffn=256&seq=32&batch=16&steps=1000000&warmup=10")
-        .expect("reference spec is valid")
+    RunSpec::parse(
+        "v=1&model=bert&layers=2&d=64&heads=4&ffn=256&seq=32&batch=16&steps=1000000&warmup=10",
+    )
+    .expect("reference spec is valid")
 }
 
 fn cmd_bench(args: &[String]) -> Result<(), String> {

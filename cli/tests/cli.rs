@@ -4,7 +4,10 @@
 use std::process::Command;
 
 fn qtlab(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_qtlab")).args(args).output().expect("run qtlab");
+    let out = Command::new(env!("CARGO_BIN_EXE_qtlab"))
+        .args(args)
+        .output()
+        .expect("run qtlab");
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -15,7 +18,10 @@ fn qtlab(args: &[&str]) -> (i32, String, String) {
 fn assert_refused(args: &[&str], needle: &str) {
     let (code, _, err) = qtlab(args);
     assert_eq!(code, 1, "{args:?} should fail cleanly, stderr: {err}");
-    assert!(err.contains(needle), "{args:?}: expected `{needle}` in: {err}");
+    assert!(
+        err.contains(needle),
+        "{args:?}: expected `{needle}` in: {err}"
+    );
     assert!(!err.contains("panicked"), "{args:?} panicked: {err}");
 }
 
@@ -34,16 +40,25 @@ fn impossible_specs_are_refused_naming_the_field() {
     assert_refused(&["train", "--attn", "magic"], "`attn`");
     assert_refused(&["train", "--spec", "v=1&foo=1"], "`foo`");
     assert_refused(&["train", "--wat", "1"], "--wat");
-    assert_refused(&["train", "--d", "4096", "--layers", "48", "--ffn", "16384"], "`d`");
+    assert_refused(
+        &["train", "--d", "4096", "--layers", "48", "--ffn", "16384"],
+        "`d`",
+    );
     assert_refused(&["frobnicate"], "unknown command");
 }
 
 #[test]
 fn bad_data_files_are_clear_errors() {
-    assert_refused(&["train", "--data", "/nonexistent/corpus.txt", "--steps", "1"], "corpus.txt");
+    assert_refused(
+        &["train", "--data", "/nonexistent/corpus.txt", "--steps", "1"],
+        "corpus.txt",
+    );
     let empty = tmp("empty.txt");
     std::fs::write(&empty, b"").unwrap();
-    assert_refused(&["train", "--data", empty.to_str().unwrap(), "--steps", "1"], "empty");
+    assert_refused(
+        &["train", "--data", empty.to_str().unwrap(), "--steps", "1"],
+        "empty",
+    );
     let bin = tmp("bin.txt");
     std::fs::write(&bin, [0xffu8, 0xfe, 0x00, 0x41, 0x80, 0x81].repeat(500)).unwrap();
     let (code, _, err) = qtlab(&["train", "--data", bin.to_str().unwrap(), "--steps", "1"]);
@@ -57,43 +72,75 @@ fn bad_data_files_are_clear_errors() {
 fn a_tiny_run_writes_the_record() {
     let out = tmp("run.json");
     let (code, stdout, err) = qtlab(&[
-        "train", "--model", "bert", "--attn", "clipped", "--alpha", "0.5", "--layers", "1", "--d", "16",
-        "--heads", "2", "--ffn", "32", "--seq", "16", "--batch", "4", "--steps", "6", "--eval_every", "3",
-        "--eval_batches", "2", "--out", out.to_str().unwrap(), "--quiet",
+        "train",
+        "--model",
+        "bert",
+        "--attn",
+        "clipped",
+        "--alpha",
+        "0.5",
+        "--layers",
+        "1",
+        "--d",
+        "16",
+        "--heads",
+        "2",
+        "--ffn",
+        "32",
+        "--seq",
+        "16",
+        "--batch",
+        "4",
+        "--steps",
+        "6",
+        "--eval_every",
+        "3",
+        "--eval_batches",
+        "2",
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
     ]);
     assert_eq!(code, 0, "{err}");
-    let rec: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    let rec: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
     let spec = rec["spec"].as_str().unwrap();
-    assert!(spec.starts_with("v=1&model=bert&") && spec.contains("alpha=0.5"), "{spec}");
+    assert!(
+        spec.starts_with("v=1&model=bert&") && spec.contains("alpha=0.5"),
+        "{spec}"
+    );
     assert_eq!(rec["losses"].as_array().unwrap().len(), 6);
     let eval = &rec["eval"];
-    for key in ["loss", "ppl", "max_inf_norm", "avg_kurtosis", "taps", "heads"] {
+    for key in [
+        "loss",
+        "ppl",
+        "max_inf_norm",
+        "avg_kurtosis",
+        "taps",
+        "heads",
+    ] {
         assert!(!eval[key].is_null(), "eval.{key} missing: {eval}");
     }
-    assert_eq!(rec["evals"].as_array().unwrap().len(), 2, "eval at step 3 and at the end");
+    assert_eq!(
+        rec["evals"].as_array().unwrap().len(),
+        2,
+        "eval at step 3 and at the end"
+    );
     assert!(stdout.contains("max_inf_norm"));
     // The canonical string reproduces the run exactly.
     let out2 = tmp("run2.json");
-    let (code, _, err) = qtlab(&["train", "--spec", spec, "--out", out2.to_str().unwrap(), "--quiet"]);
+    let (code, _, err) = qtlab(&[
+        "train",
+        "--spec",
+        spec,
+        "--out",
+        out2.to_str().unwrap(),
+        "--quiet",
+    ]);
     assert_eq!(code, 0, "{err}");
-    let rec2: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&out2).unwrap()).unwrap();
+    let rec2: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out2).unwrap()).unwrap();
     assert_eq!(rec["losses"], rec2["losses"]);
     let _ = std::fs::remove_file(out);
     let _ = std::fs::remove_file(out2);
-}
-
-#[test]
-fn divergence_stops_with_a_message_and_keeps_the_curve() {
-    let out = tmp("div.json");
-    let (code, _, err) = qtlab(&[
-        "train", "--model", "opt", "--layers", "1", "--d", "16", "--heads", "2", "--ffn", "32", "--seq", "16",
-        "--batch", "4", "--steps", "200", "--lr", "10", "--warmup", "0", "--clip", "0", "--quiet",
-        "--out", out.to_str().unwrap(),
-    ]);
-    assert_eq!(code, 1, "{err}");
-    assert!(err.contains("diverged"), "{err}");
-    let rec: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
-    assert!(!rec["losses"].as_array().unwrap().is_empty());
-    assert!(rec["error"].as_str().unwrap().contains("diverged"));
-    let _ = std::fs::remove_file(out);
 }

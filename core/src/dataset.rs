@@ -66,11 +66,23 @@ impl RunData {
         match (spec.model, &spec.data) {
             (ModelKind::Vit, _) => {
                 let mut rng = Rng::stream(spec.seed, Stream::Data);
-                let train = data::synth_images::generate(&mut rng, SYNTH_TRAIN_IMAGES, spec.image, spec.classes);
-                let val = data::synth_images::generate(&mut rng, SYNTH_VAL_IMAGES, spec.image, spec.classes);
+                let train = data::synth_images::generate(
+                    &mut rng,
+                    SYNTH_TRAIN_IMAGES,
+                    spec.image,
+                    spec.classes,
+                );
+                let val = data::synth_images::generate(
+                    &mut rng,
+                    SYNTH_VAL_IMAGES,
+                    spec.image,
+                    spec.classes,
+                );
                 Ok(RunData::Images { train, val })
             }
-            (_, DataSource::Synthetic) => Ok(RunData::Text(TextCorpus::synthetic(spec.seed, SYNTH_CHARS))),
+            (_, DataSource::Synthetic) => {
+                Ok(RunData::Text(TextCorpus::synthetic(spec.seed, SYNTH_CHARS)))
+            }
             (_, DataSource::File(path)) => {
                 let text = match file_text {
                     Some(t) => t,
@@ -116,7 +128,9 @@ impl RunData {
                 self.text_batch(spec, &c.train, &starts, mask)
             }
             RunData::Images { train, .. } => {
-                let idx: Vec<usize> = (0..spec.batch).map(|_| order.below(train.labels.len())).collect();
+                let idx: Vec<usize> = (0..spec.batch)
+                    .map(|_| order.below(train.labels.len()))
+                    .collect();
                 image_host_batch(spec, train, &idx)
             }
         }
@@ -141,13 +155,30 @@ impl RunData {
         }
     }
 
-    fn text_batch(&self, spec: &RunSpec, tokens: &[u32], starts: &[usize], mask: &mut Rng) -> HostBatch {
+    fn text_batch(
+        &self,
+        spec: &RunSpec,
+        tokens: &[u32],
+        starts: &[usize],
+        mask: &mut Rng,
+    ) -> HostBatch {
         let b: TokenBatch = match spec.model {
-            ModelKind::Bert => data::mlm_batch(tokens, starts, spec.seq_len, self.vocab_size(), spec.mask_prob, mask),
+            ModelKind::Bert => data::mlm_batch(
+                tokens,
+                starts,
+                spec.seq_len,
+                self.vocab_size(),
+                spec.mask_prob,
+                mask,
+            ),
             _ => data::clm_batch(tokens, starts, spec.seq_len),
         };
         let delim_ids = self.delim_ids();
-        let delim = b.input.iter().map(|id| if delim_ids.contains(id) { 1.0 } else { 0.0 }).collect();
+        let delim = b
+            .input
+            .iter()
+            .map(|id| if delim_ids.contains(id) { 1.0 } else { 0.0 })
+            .collect();
         HostBatch {
             delim,
             target: b.target,
@@ -208,7 +239,10 @@ impl HostBatch {
             }
             HostInput::Patches(px, n) => {
                 let p2 = spec.patch * spec.patch;
-                ModelInput::Patches(Tensor::from_data(TensorData::new(px.clone(), [b, *n, p2]), device))
+                ModelInput::Patches(Tensor::from_data(
+                    TensorData::new(px.clone(), [b, *n, p2]),
+                    device,
+                ))
             }
         };
         let rows = self.target.len();

@@ -58,7 +58,13 @@ impl Init {
     }
 
     /// Linear with the HF init: weight N(0, std²), bias 0.
-    pub fn linear_normal(&mut self, d_in: usize, d_out: usize, std: f64, device: &Device) -> Linear {
+    pub fn linear_normal(
+        &mut self,
+        d_in: usize,
+        d_out: usize,
+        std: f64,
+        device: &Device,
+    ) -> Linear {
         Linear {
             weight: self.normal_param([d_in, d_out], std, device),
             bias: Some(Param::from_tensor(Tensor::zeros([d_out], device))),

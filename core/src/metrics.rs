@@ -48,14 +48,14 @@ pub fn kurtosis_host(x: &[f32]) -> f64 {
 /// Per-head no-op signature of one layer, as device tensors.
 ///
 /// # Shapes
-/// - `probs`: `[batch, heads, seq, seq]`; `delim`: `[batch, seq]` (1.0 on delimiter keys)
+/// - `probs`: `[batch, heads, seq_q, seq_k]`; `delim`: `[batch, seq_k]` (1.0 on delimiter keys)
 /// - output: `(first_mass [heads], delim_mass [heads])`
 pub fn noop_masses(probs: Tensor<4>, delim: Tensor<2>) -> (Tensor<1>, Tensor<1>) {
-    let [b, h, t, _] = probs.dims();
-    let first = probs.clone().narrow(3, 0, 1); // [b, h, t, 1]
+    let [b, h, _, t] = probs.dims();
+    let first = probs.clone().narrow(3, 0, 1); // [b, h, tq, 1]
     let first = first.mean_dim(0).mean_dim(2).reshape([h]); // [h]
     let mask = delim.reshape([b, 1, 1, t]); // [b, 1, 1, t]
-    let on_delim = (probs * mask).sum_dim(3); // [b, h, t, 1]
+    let on_delim = (probs * mask).sum_dim(3); // [b, h, tq, 1]
     let on_delim = on_delim.mean_dim(0).mean_dim(2).reshape([h]); // [h]
     (first, on_delim)
 }
@@ -79,7 +79,7 @@ pub fn pack_batch_stats(taps: &Taps, delim: Option<Tensor<2>>) -> Tensor<1> {
         parts.push(kurtosis_per_seq(tap.x.clone()).mean());
     }
     for (probs, gate) in taps.probs.iter().zip(&taps.gates) {
-        let [b, _, t, _] = probs.dims();
+        let [b, _, _, t] = probs.dims();
         let delim = delim
             .clone()
             .unwrap_or_else(|| Tensor::zeros([b, t], &probs.device()));
@@ -140,14 +140,24 @@ pub struct OutlierAccumulator {
 
 impl OutlierAccumulator {
     pub fn new(taps: &Taps, headline: TapKind) -> Self {
-        let tap_meta = taps.tracked.iter().map(|t| (t.label(), t.kind, t.layer)).collect();
+        let tap_meta = taps
+            .tracked
+            .iter()
+            .map(|t| (t.label(), t.kind, t.layer))
+            .collect();
         let layers = taps
             .probs
             .iter()
             .zip(&taps.gates)
             .map(|(p, g)| (p.dims()[1], g.is_some()))
             .collect();
-        OutlierAccumulator { tap_meta, headline, layers, sum: Vec::new(), batches: 0 }
+        OutlierAccumulator {
+            tap_meta,
+            headline,
+            layers,
+            sum: Vec::new(),
+            batches: 0,
+        }
     }
 
     pub fn add(&mut self, packed: &[f32]) {
@@ -178,14 +188,22 @@ impl OutlierAccumulator {
         let mut heads = Vec::new();
         for (layer, &(h, gated)) in self.layers.iter().enumerate() {
             let take = |i: &mut usize| {
-                let v = mean.get(*i..*i + h).map(<[f64]>::to_vec).unwrap_or_default();
+                let v = mean
+                    .get(*i..*i + h)
+                    .map(<[f64]>::to_vec)
+                    .unwrap_or_default();
                 *i += h;
                 v
             };
             let first_mass = take(&mut i);
             let delim_mass = take(&mut i);
             let gate_mean = gated.then(|| take(&mut i));
-            heads.push(HeadNoop { layer, first_mass, delim_mass, gate_mean });
+            heads.push(HeadNoop {
+                layer,
+                first_mass,
+                delim_mass,
+                gate_mean,
+            });
         }
         let headline = self.headline.name();
         let max_inf_norm = taps
@@ -194,7 +212,16 @@ impl OutlierAccumulator {
             .map(|t| t.inf_norm)
             .fold(f64::NEG_INFINITY, f64::max);
         let avg_kurtosis = taps.iter().map(|t| t.kurtosis).sum::<f64>() / taps.len().max(1) as f64;
-        let max_kurtosis = taps.iter().map(|t| t.kurtosis).fold(f64::NEG_INFINITY, f64::max);
-        OutlierReport { max_inf_norm, avg_kurtosis, max_kurtosis, taps, heads }
+        let max_kurtosis = taps
+            .iter()
+            .map(|t| t.kurtosis)
+            .fold(f64::NEG_INFINITY, f64::max);
+        OutlierReport {
+            max_inf_norm,
+            avg_kurtosis,
+            max_kurtosis,
+            taps,
+            heads,
+        }
     }
 }

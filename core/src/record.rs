@@ -38,7 +38,12 @@ impl Progress for NoProgress {}
 
 /// Runs `trainer` to the end on the native blocking path, evaluating every `eval_every` steps
 /// and at the end. Divergence stops the run but keeps what was recorded.
-pub fn run_native(trainer: &mut Trainer, backend: &str, stats_every: usize, progress: &mut dyn Progress) -> RunRecord {
+pub fn run_native(
+    trainer: &mut Trainer,
+    backend: &str,
+    stats_every: usize,
+    progress: &mut dyn Progress,
+) -> RunRecord {
     let spec = trainer.spec.clone();
     let mut rec = RunRecord {
         spec: spec.to_canonical(),
@@ -57,7 +62,8 @@ pub fn run_native(trainer: &mut Trainer, backend: &str, stats_every: usize, prog
     let t0 = std::time::Instant::now();
     let mut step_time = 0.0;
     while !trainer.done() {
-        let with_stats = stats_every > 0 && (trainer.step % stats_every == 0 || trainer.step + 1 == spec.steps);
+        let with_stats =
+            stats_every > 0 && (trainer.step % stats_every == 0 || trainer.step + 1 == spec.steps);
         let ts = std::time::Instant::now();
         match trainer.step_sync(with_stats) {
             Ok(r) => {

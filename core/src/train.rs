@@ -27,14 +27,23 @@ pub fn lr_at(spec: &RunSpec, step: usize) -> f64 {
         spec.lr * (step + 1) as f64 / spec.warmup as f64
     } else {
         let left = spec.steps.saturating_sub(step) as f64;
-        spec.lr * left / (spec.steps - spec.warmup).max(1) as f64
+        spec.lr * left / spec.steps.saturating_sub(spec.warmup).max(1) as f64
     }
 }
 
 /// Parameters exempt from weight decay: biases and LayerNorm weights, as in the paper's
 /// scripts (`["bias", "LayerNorm.weight"]`), plus the other scalar-per-channel parameters
 /// (gate logits, sink logits) that play the role of biases.
-const NO_DECAY: &[&str] = &["bias", "b1", "b2", "beta", "gamma", "alpha", "sink", "head_bias"];
+const NO_DECAY: &[&str] = &[
+    "bias",
+    "b1",
+    "b2",
+    "beta",
+    "gamma",
+    "alpha",
+    "sink",
+    "head_bias",
+];
 
 struct Moments {
     m: Tensor<1>,
@@ -69,15 +78,41 @@ impl AdamW {
 
     /// Applies one update; returns the global gradient norm (before clipping) as a device scalar.
     pub fn step(&mut self, model: Model, mut grads: Gradients, lr: f64) -> (Model, Tensor<1>) {
-        let mut collect = GradCollector { grads: &mut grads, out: HashMap::new(), sq_sum: None };
+        let mut collect = GradCollector {
+            grads: &mut grads,
+            out: HashMap::new(),
+            sq_sum: None,
+        };
         model.visit(&mut collect);
-        let GradCollector { out: flat_grads, sq_sum, .. } = collect;
-        let device = model.devices().first().cloned().expect("model has a device").inner();
-        let norm = sq_sum.map(|s| s.sqrt()).unwrap_or_else(|| Tensor::zeros([1], &device)); // [1]
+        let GradCollector {
+            out: flat_grads,
+            sq_sum,
+            ..
+        } = collect;
+        let device = model
+            .devices()
+            .first()
+            .cloned()
+            .expect("model has a device")
+            .inner();
+        let norm = sq_sum
+            .map(|s| s.sqrt())
+            .unwrap_or_else(|| Tensor::zeros([1], &device)); // [1]
         // PyTorch's clip_grad_norm_: coefficient max_norm/(norm+1e-6), capped at 1.
-        let scale = (self.clip > 0.0).then(|| (norm.clone().add_scalar(1e-6)).recip().mul_scalar(self.clip).clamp_max(1.0));
+        let scale = (self.clip > 0.0).then(|| {
+            (norm.clone().add_scalar(1e-6))
+                .recip()
+                .mul_scalar(self.clip)
+                .clamp_max(1.0)
+        });
         self.t += 1;
-        let mut mapper = AdamWMapper { opt: self, grads: flat_grads, scale, lr, path: Vec::new() };
+        let mut mapper = AdamWMapper {
+            opt: self,
+            grads: flat_grads,
+            scale,
+            lr,
+            path: Vec::new(),
+        };
         let model = model.map(&mut mapper);
         (model, norm)
     }
@@ -152,7 +187,10 @@ impl ModuleMapper for AdamWMapper<'_> {
                     m.mul_scalar(b1) + g.clone().mul_scalar(1.0 - b1),
                     v.mul_scalar(b2) + g.powi_scalar(2).mul_scalar(1.0 - b2),
                 ),
-                None => (g.clone().mul_scalar(1.0 - b1), g.powi_scalar(2).mul_scalar(1.0 - b2)),
+                None => (
+                    g.clone().mul_scalar(1.0 - b1),
+                    g.powi_scalar(2).mul_scalar(1.0 - b2),
+                ),
             };
             let bc1 = 1.0 - b1.powi(opt.t);
             let bc2 = 1.0 - b2.powi(opt.t);
@@ -178,7 +216,10 @@ pub fn weighted_cross_entropy(logits: Tensor<2>, batch: &DeviceBatch) -> Tensor<
     let rows = logits.dims()[0];
     let logp = log_softmax(logits, 1); // [rows, classes]
     let picked = logp.gather(1, batch.target.clone()).reshape([rows]); // [rows]
-    (picked * batch.weight.clone()).sum().neg().div_scalar(batch.weight_sum.max(1.0) as f64)
+    (picked * batch.weight.clone())
+        .sum()
+        .neg()
+        .div_scalar(batch.weight_sum.max(1.0) as f64)
 }
 
 /// A queued training step. Holds device tensors; reading them is the only sync point.
@@ -215,13 +256,22 @@ impl PendingStep {
 
     /// Blocking readback (native).
     pub fn read(self) -> Result<StepReport, String> {
-        let v = self.packed.clone().into_data().try_into_vec::<f32>().map_err(|e| format!("{e:?}"))?;
+        let v = self
+            .packed
+            .clone()
+            .into_data()
+            .try_into_vec::<f32>()
+            .map_err(|e| format!("{e:?}"))?;
         Ok(self.finish(v))
     }
 
     /// Non-blocking readback (browser).
     pub async fn read_async(self) -> Result<StepReport, String> {
-        let data = self.packed.to_data_async().await.map_err(|e| format!("{e:?}"))?;
+        let data = self
+            .packed
+            .to_data_async()
+            .await
+            .map_err(|e| format!("{e:?}"))?;
         let v = data.try_into_vec::<f32>().map_err(|e| format!("{e:?}"))?;
         Ok(self.finish(v))
     }
@@ -256,7 +306,10 @@ pub struct Trainer {
 pub enum TrainError {
     Data(DataError),
     /// The loss or gradient went NaN/Inf.
-    Diverged { step: usize, loss: f64 },
+    Diverged {
+        step: usize,
+        loss: f64,
+    },
     Device(String),
 }
 
@@ -304,6 +357,12 @@ impl Trainer {
         self.model.as_ref().expect("model present between steps")
     }
 
+    /// Replaces the model through `f` (quantization wrappers, tests that poison weights).
+    pub fn map_model(&mut self, f: impl FnOnce(Model) -> Model) {
+        let m = self.model.take().expect("model present between steps");
+        self.model = Some(f(m));
+    }
+
     pub fn done(&self) -> bool {
         self.step >= self.spec.steps
     }
@@ -311,7 +370,9 @@ impl Trainer {
     /// Queues one training step. With `with_stats`, the headline taps' inf-norms of this batch
     /// ride along in the same readback (cheap; the app asks for them every few steps).
     pub fn step(&mut self, with_stats: bool) -> PendingStep {
-        let host = self.data.train_batch(&self.spec, &mut self.order, &mut self.mask);
+        let host = self
+            .data
+            .train_batch(&self.spec, &mut self.order, &mut self.mask);
         let batch = host.to_device(&self.spec, &self.device);
         let model = self.model.take().expect("model present between steps");
         let headline = model.headline_kind();
@@ -333,14 +394,22 @@ impl Trainer {
         self.model = Some(model);
         let step = self.step;
         self.step += 1;
-        PendingStep { step, lr, packed: Tensor::cat(parts, 0), headline_layers }
+        PendingStep {
+            step,
+            lr,
+            packed: Tensor::cat(parts, 0),
+            headline_layers,
+        }
     }
 
     /// Native convenience: step and read back, refusing a non-finite loss.
     pub fn step_sync(&mut self, with_stats: bool) -> Result<StepReport, TrainError> {
         let r = self.step(with_stats).read().map_err(TrainError::Device)?;
         if !r.loss.is_finite() || !r.grad_norm.is_finite() {
-            return Err(TrainError::Diverged { step: r.step, loss: r.loss });
+            return Err(TrainError::Diverged {
+                step: r.step,
+                loss: r.loss,
+            });
         }
         Ok(r)
     }
@@ -372,7 +441,10 @@ impl Trainer {
         let (mut loss_sum, mut correct) = (0.0f64, 0.0f64);
         for i in 0..self.spec.eval_batches {
             let (packed, a) = self.eval_batch(i);
-            let v = packed.into_data().try_into_vec::<f32>().map_err(|e| TrainError::Device(format!("{e:?}")))?;
+            let v = packed
+                .into_data()
+                .try_into_vec::<f32>()
+                .map_err(|e| TrainError::Device(format!("{e:?}")))?;
             loss_sum += v[0] as f64;
             correct += v[1] as f64;
             acc.get_or_insert(a).add(&v[2..]);

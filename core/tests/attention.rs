@@ -33,7 +33,10 @@ fn clipped_softmax_hits_exact_zeros_and_ones() {
     let d = dev();
     // softmax([0, 0, ln 8]) = [0.1, 0.1, 0.8]; γ = −0.2, ζ = 1.2 ⇒ 1.4·p − 0.2 = [−0.06, −0.06, 0.92].
     // softmax([0, ln 38]) ≈ [0.025641, 0.974359] ⇒ [−0.164, 1.164] ⇒ clipped to [0, 1].
-    let x = Tensor::<2>::from_data(TensorData::new(vec![0.0f32, 0.0, 8f32.ln(), 0.0, 0.0, 38f32.ln()], [2, 3]), &d);
+    let x = Tensor::<2>::from_data(
+        TensorData::new(vec![0.0f32, 0.0, 8f32.ln(), 0.0, 0.0, 38f32.ln()], [2, 3]),
+        &d,
+    );
     let y = vals(clipped_softmax(x, -0.2, 1.2));
     close(&y[0..3], &[0.0, 0.0, 0.92], 1e-6);
     assert_eq!(y[0], 0.0, "exact zero");
@@ -44,25 +47,45 @@ fn clipped_softmax_hits_exact_zeros_and_ones() {
 #[test]
 fn clipped_softmax_gradient_is_zero_where_clipped() {
     let d = dev().autodiff();
-    // Row 0 fully clipped (0, 0, 1), row 1 unclipped (all probabilities 1/3).
-    let x = Tensor::<2>::from_data(TensorData::new(vec![0.0f32, 0.0, 8.0, 0.0, 0.0, 0.0], [2, 3]), &d).require_grad();
-    let w = Tensor::<2>::from_data(TensorData::new(vec![1.0f32, 2.0, 3.0, 1.0, 2.0, 3.0], [2, 3]), &d);
-    let y = clipped_softmax(x.clone(), -0.03, 1.0);
+    // γ = −0.2, ζ = 1.2. Row 0: softmax([0, 0, 8]) ≈ [0.0003, 0.0003, 0.9993] ⇒ 1.4·p − 0.2 ≈
+    // [−0.2, −0.2, 1.199] ⇒ fully clipped to (0, 0, 1). Row 1: p = 1/3 ⇒ 0.267, unclipped.
+    // (With ζ = 1 the upper clip can never trigger: (1−γ)/(ζ−γ) = 1.)
+    let x = Tensor::<2>::from_data(
+        TensorData::new(vec![0.0f32, 0.0, 8.0, 0.0, 0.0, 0.0], [2, 3]),
+        &d,
+    )
+    .require_grad();
+    let w = Tensor::<2>::from_data(
+        TensorData::new(vec![1.0f32, 2.0, 3.0, 1.0, 2.0, 3.0], [2, 3]),
+        &d,
+    );
+    let y = clipped_softmax(x.clone(), -0.2, 1.2);
     let grads = (y * w).sum().backward();
     let g = vals(x.grad(&grads).unwrap());
     assert_eq!(&g[0..3], &[0.0, 0.0, 0.0], "no gradient through the clip");
-    assert!(g[3..6].iter().any(|v| v.abs() > 1e-3), "unclipped row has gradient: {g:?}");
-    // d/dx of Σ w·(ζ−γ)·softmax at uniform p: (ζ−γ)·p·(w − p·w) = 1.03·(1/3)·(w − 2)
-    close(&g[3..6], &[-1.03 / 3.0, 0.0, 1.03 / 3.0], 1e-5);
+    assert!(
+        g[3..6].iter().any(|v| v.abs() > 1e-3),
+        "unclipped row has gradient: {g:?}"
+    );
+    // d/dx of Σ w·(ζ−γ)·softmax at uniform p: (ζ−γ)·p·(w − p·w) = 1.4·(1/3)·(w − 2)
+    close(&g[3..6], &[-1.4 / 3.0, 0.0, 1.4 / 3.0], 1e-5);
 }
 
 #[test]
 fn softmax1_and_sink_leave_mass_unassigned() {
     let d = dev();
     let x = t4(vec![0.0, 0.0], [1, 1, 1, 2], &d);
-    close(&vals(ScoreNorm::Softmax1.apply(x.clone(), None)), &[1.0 / 3.0, 1.0 / 3.0], 1e-6);
+    close(
+        &vals(ScoreNorm::Softmax1.apply(x.clone(), None)),
+        &[1.0 / 3.0, 1.0 / 3.0],
+        1e-6,
+    );
     let sink = Tensor::<1>::from_data(TensorData::new(vec![2f32.ln()], [1]), &d);
-    close(&vals(ScoreNorm::Sink.apply(x.clone(), Some(sink))), &[0.25, 0.25], 1e-6);
+    close(
+        &vals(ScoreNorm::Sink.apply(x.clone(), Some(sink))),
+        &[0.25, 0.25],
+        1e-6,
+    );
     close(&vals(ScoreNorm::Softmax.apply(x, None)), &[0.5, 0.5], 1e-6);
 }
 
@@ -82,19 +105,34 @@ fn gate_bias_is_logit_of_pi_init() {
     assert!(vals(pi).iter().all(|&p| (p - 0.25).abs() < 1e-6));
     // The MLP and all-heads gates keep the default init (no π bias), as in the paper's code.
     let m = Gate::init(GateKind::Mlp, 16, 2, 0.25, &mut init, &d);
-    assert_eq!(m.w1.as_ref().unwrap().val().dims(), [2, 8, 2], "n_hid = d_head/4");
+    assert_eq!(
+        m.w1.as_ref().unwrap().val().dims(),
+        [2, 8, 2],
+        "n_hid = d_head/4"
+    );
     let u = Gate::init(GateKind::UnconditionalPerHead, 8, 2, 0.25, &mut init, &d);
-    assert!(vals(u.forward(Tensor::zeros([1, 3, 8], &d))).iter().all(|&p| p == 0.5));
+    assert!(
+        vals(u.forward(Tensor::zeros([1, 3, 8], &d)))
+            .iter()
+            .all(|&p| p == 0.5)
+    );
 }
 
 #[test]
 fn each_head_gate_reads_only_its_channel_slice() {
     let d = dev();
     let mut init = Init::new(Rng::new(2));
-    for kind in [GateKind::Linear, GateKind::Mlp, GateKind::ConditionalPerHead] {
+    for kind in [
+        GateKind::Linear,
+        GateKind::Mlp,
+        GateKind::ConditionalPerHead,
+    ] {
         let g = Gate::init(kind, 8, 2, 0.5, &mut init, &d);
         let mut base = vec![0.1f32; 2 * 3 * 8];
-        let a = vals(g.forward(Tensor::from_data(TensorData::new(base.clone(), [2, 3, 8]), &d)));
+        let a = vals(g.forward(Tensor::from_data(
+            TensorData::new(base.clone(), [2, 3, 8]),
+            &d,
+        )));
         // Change head 1's channels (4..8) of every token.
         for (i, v) in base.iter_mut().enumerate() {
             if i % 8 >= 4 {
@@ -106,8 +144,16 @@ fn each_head_gate_reads_only_its_channel_slice() {
         for bi in 0..2 {
             let h0 = bi * 2 * per;
             let h1 = h0 + per;
-            assert_eq!(&a[h0..h0 + per], &b[h0..h0 + per], "{kind:?}: head 0 must not see head 1's channels");
-            assert_ne!(&a[h1..h1 + per], &b[h1..h1 + per], "{kind:?}: head 1 must see its channels");
+            assert_eq!(
+                &a[h0..h0 + per],
+                &b[h0..h0 + per],
+                "{kind:?}: head 0 must not see head 1's channels"
+            );
+            assert_ne!(
+                &a[h1..h1 + per],
+                &b[h1..h1 + per],
+                "{kind:?}: head 1 must see its channels"
+            );
         }
     }
 }
@@ -115,17 +161,38 @@ fn each_head_gate_reads_only_its_channel_slice() {
 #[test]
 fn a_closed_gate_silences_the_head_before_the_output_projection() {
     let d = dev();
-    let cfg = AttentionConfig { d_model: 8, heads: 2, norm: ScoreNorm::Softmax, gate: Some(GateKind::UnconditionalPerHead), pi_init: 0.5, causal: false };
+    let cfg = AttentionConfig {
+        d_model: 8,
+        heads: 2,
+        norm: ScoreNorm::Softmax,
+        gate: Some(GateKind::UnconditionalPerHead),
+        pi_init: 0.5,
+        causal: false,
+    };
     let mut init = Init::new(Rng::new(3));
     let mut att = cfg.init(&mut init, &d);
     // Close head 0 completely, leave head 1 open.
     let gate = att.gate.as_mut().unwrap();
-    gate.alpha = Some(Param::from_tensor(Tensor::from_data(TensorData::new(vec![-100.0f32, 100.0], [2]), &d)));
-    let x = Tensor::<3>::from_data(TensorData::new((0..2 * 4 * 8).map(|i| (i as f32 * 0.37).sin()).collect::<Vec<_>>(), [2, 4, 8]), &d);
+    gate.alpha = Some(Param::from_tensor(Tensor::from_data(
+        TensorData::new(vec![-100.0f32, 100.0], [2]),
+        &d,
+    )));
+    let x = Tensor::<3>::from_data(
+        TensorData::new(
+            (0..2 * 4 * 8)
+                .map(|i| (i as f32 * 0.37).sin())
+                .collect::<Vec<_>>(),
+            [2, 4, 8],
+        ),
+        &d,
+    );
     let out = att.forward(x.clone());
     // Reference: run without a gate, zero head 0's channels of the merged context by hand.
     let v = att.value.forward(x.clone()); // [2, 4, 8]
-    let ctx = out.probs.clone().matmul(v.reshape([2, 4, 2, 4]).swap_dims(1, 2)); // [2, 2, 4, 4]
+    let ctx = out
+        .probs
+        .clone()
+        .matmul(v.reshape([2, 4, 2, 4]).swap_dims(1, 2)); // [2, 2, 4, 4]
     let mask = Tensor::<4>::from_data(TensorData::new(vec![0.0f32, 1.0], [1, 2, 1, 1]), &d);
     let merged = (ctx * mask).swap_dims(1, 2).reshape([2, 4, 8]);
     let expect = att.out.forward(merged);
@@ -135,9 +202,24 @@ fn a_closed_gate_silences_the_head_before_the_output_projection() {
 #[test]
 fn causal_attention_never_looks_ahead() {
     let d = dev();
-    let cfg = AttentionConfig { d_model: 8, heads: 2, norm: ScoreNorm::Softmax, gate: None, pi_init: 0.5, causal: true };
+    let cfg = AttentionConfig {
+        d_model: 8,
+        heads: 2,
+        norm: ScoreNorm::Softmax,
+        gate: None,
+        pi_init: 0.5,
+        causal: true,
+    };
     let att = cfg.init(&mut Init::new(Rng::new(4)), &d);
-    let x = Tensor::<3>::from_data(TensorData::new((0..5 * 8).map(|i| (i as f32 * 0.7).cos()).collect::<Vec<_>>(), [1, 5, 8]), &d);
+    let x = Tensor::<3>::from_data(
+        TensorData::new(
+            (0..5 * 8)
+                .map(|i| (i as f32 * 0.7).cos())
+                .collect::<Vec<_>>(),
+            [1, 5, 8],
+        ),
+        &d,
+    );
     let p = vals(att.forward(x).probs); // [1, 2, 5, 5]
     for h in 0..2 {
         for i in 0..5 {

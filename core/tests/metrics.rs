@@ -1,7 +1,9 @@
 //! Metric functions against hand-computed numbers.
 
 use burn::tensor::{Device, Tensor, TensorData};
-use qtlab_core::metrics::{gate_mean, inf_norm_per_seq, kurtosis_host, kurtosis_per_seq, noop_masses};
+use qtlab_core::metrics::{
+    gate_mean, inf_norm_per_seq, kurtosis_host, kurtosis_per_seq, noop_masses,
+};
 
 fn vals<const D: usize>(t: Tensor<D>) -> Vec<f32> {
     t.into_data().try_into_vec::<f32>().unwrap()
@@ -14,10 +16,16 @@ fn inf_norm_and_kurtosis_by_hand() {
     // unbiased s² = 12/3 = 4 ⇒ kurtosis = 21/(16+1e-6) = 1.3125.
     // Sequence 1: [−5, 1, 1, 1]: inf-norm 5; μ = −0.5, deviations [−4.5, 1.5, 1.5, 1.5],
     // m4 = (410.0625 + 3·5.0625)/4 = 106.3125, s² = (20.25 + 3·2.25)/3 = 9 ⇒ 106.3125/81 = 1.3125.
-    let x = Tensor::<3>::from_data(TensorData::new(vec![0.0f32, 0.0, 0.0, 4.0, -5.0, 1.0, 1.0, 1.0], [2, 2, 2]), &d);
+    let x = Tensor::<3>::from_data(
+        TensorData::new(vec![0.0f32, 0.0, 0.0, 4.0, -5.0, 1.0, 1.0, 1.0], [2, 2, 2]),
+        &d,
+    );
     assert_eq!(vals(inf_norm_per_seq(x.clone())), vec![4.0, 5.0]);
     let k = vals(kurtosis_per_seq(x));
-    assert!((k[0] - 1.3125).abs() < 1e-5 && (k[1] - 1.3125).abs() < 1e-5, "{k:?}");
+    assert!(
+        (k[0] - 1.3125).abs() < 1e-5 && (k[1] - 1.3125).abs() < 1e-5,
+        "{k:?}"
+    );
     assert!((kurtosis_host(&[0.0, 0.0, 0.0, 4.0]) - 1.3125).abs() < 1e-6);
 }
 
@@ -26,11 +34,17 @@ fn gaussian_kurtosis_is_three_and_an_outlier_raises_it() {
     let d = Device::flex();
     let mut rng = qtlab_core::rng::Rng::new(9);
     let mut v: Vec<f32> = (0..4096).map(|_| rng.normal() as f32).collect();
-    let k = vals(kurtosis_per_seq(Tensor::from_data(TensorData::new(v.clone(), [1, 64, 64]), &d)))[0];
+    let k = vals(kurtosis_per_seq(Tensor::from_data(
+        TensorData::new(v.clone(), [1, 64, 64]),
+        &d,
+    )))[0];
     assert!((k - 3.0).abs() < 0.2, "{k}");
     assert!((k as f64 - kurtosis_host(&v)).abs() < 1e-3);
     v[17] = 60.0;
-    let k2 = vals(kurtosis_per_seq(Tensor::from_data(TensorData::new(v, [1, 64, 64]), &d)))[0];
+    let k2 = vals(kurtosis_per_seq(Tensor::from_data(
+        TensorData::new(v, [1, 64, 64]),
+        &d,
+    )))[0];
     assert!(k2 > 100.0, "{k2}");
 }
 
@@ -38,12 +52,21 @@ fn gaussian_kurtosis_is_three_and_an_outlier_raises_it() {
 fn noop_masses_and_gate_means() {
     let d = Device::flex();
     // One batch, one head, 2 queries × 3 keys. Keys: [first, delimiter, other].
-    let p = Tensor::<4>::from_data(TensorData::new(vec![0.5f32, 0.3, 0.2, 0.1, 0.6, 0.3], [1, 1, 2, 3]), &d);
+    let p = Tensor::<4>::from_data(
+        TensorData::new(vec![0.5f32, 0.3, 0.2, 0.1, 0.6, 0.3], [1, 1, 2, 3]),
+        &d,
+    );
     let delim = Tensor::<2>::from_data(TensorData::new(vec![0.0f32, 1.0, 0.0], [1, 3]), &d);
     let (first, on_delim) = noop_masses(p, delim);
     assert!((vals(first)[0] - 0.3).abs() < 1e-6);
     assert!((vals(on_delim)[0] - 0.45).abs() < 1e-6);
-    let g = Tensor::<4>::from_data(TensorData::new(vec![0.2f32, 0.4, 0.9, 0.7], [1, 2, 2, 1]), &d);
+    let g = Tensor::<4>::from_data(
+        TensorData::new(vec![0.2f32, 0.4, 0.9, 0.7], [1, 2, 2, 1]),
+        &d,
+    );
     let m = vals(gate_mean(g));
-    assert!((m[0] - 0.3).abs() < 1e-6 && (m[1] - 0.8).abs() < 1e-6, "{m:?}");
+    assert!(
+        (m[0] - 0.3).abs() < 1e-6 && (m[1] - 0.8).abs() < 1e-6,
+        "{m:?}"
+    );
 }

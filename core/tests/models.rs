@@ -21,24 +21,47 @@ fn shapes_and_taps_for_every_model_and_variant() {
     let d = Device::flex();
     for model in ["bert", "opt", "vit"] {
         for attn in ["vanilla", "clipped", "gated", "softmax1", "sink"] {
-            let s = spec(&format!("model={model}&attn={attn}&layers=2&d=16&heads=2&ffn=32&seq=8&batch=2&img=8&patch=4&classes=3"));
+            let s = spec(&format!(
+                "model={model}&attn={attn}&layers=2&d=16&heads=2&ffn=32&seq=8&batch=2&img=8&patch=4&classes=3"
+            ));
             let mut init = Init::new(Rng::stream(0, Stream::Init));
             let m = Model::init(&s, 20, &mut init, &d);
             let (input, rows, cols, t) = match model {
                 "vit" => (ModelInput::Patches(Tensor::zeros([2, 4, 16], &d)), 2, 3, 5),
-                _ => (ModelInput::Tokens(ids((0..16).map(|i| i % 20).collect(), 2, 8, &d)), 16, 20, 8),
+                _ => (
+                    ModelInput::Tokens(ids((0..16).map(|i| i % 20).collect(), 2, 8, &d)),
+                    16,
+                    20,
+                    8,
+                ),
             };
             let out = m.forward(input);
             assert_eq!(out.logits.dims(), [rows, cols], "{model}/{attn}");
             let per_layer = if model == "bert" { 2 } else { 5 };
             let extra = if model == "bert" { 0 } else { 1 };
-            assert_eq!(out.taps.tracked.len(), 2 * per_layer + extra, "{model}/{attn}");
-            assert!(out.taps.tracked.iter().all(|tap| tap.x.dims() == [2, t, 16]));
+            assert_eq!(
+                out.taps.tracked.len(),
+                2 * per_layer + extra,
+                "{model}/{attn}"
+            );
+            assert!(
+                out.taps
+                    .tracked
+                    .iter()
+                    .all(|tap| tap.x.dims() == [2, t, 16])
+            );
             assert_eq!(out.taps.probs.len(), 2);
             assert_eq!(out.taps.probs[0].dims(), [2, 2, t, t]);
             assert_eq!(out.taps.gates[0].is_some(), attn == "gated");
             let headline = m.headline_kind();
-            assert_eq!(headline, if model == "bert" { TapKind::FfnOut } else { TapKind::BlockOut });
+            assert_eq!(
+                headline,
+                if model == "bert" {
+                    TapKind::FfnOut
+                } else {
+                    TapKind::BlockOut
+                }
+            );
         }
     }
 }
@@ -47,16 +70,36 @@ fn shapes_and_taps_for_every_model_and_variant() {
 fn opt_is_causal_changing_a_future_token_never_changes_an_earlier_logit() {
     let d = Device::flex();
     for attn in ["vanilla", "gated", "clipped", "sink"] {
-        let s = spec(&format!("model=opt&attn={attn}&layers=2&d=16&heads=2&ffn=32&seq=8&batch=1"));
+        let s = spec(&format!(
+            "model=opt&attn={attn}&layers=2&d=16&heads=2&ffn=32&seq=8&batch=1"
+        ));
         let m = Model::init(&s, 12, &mut Init::new(Rng::new(5)), &d);
         let a: Vec<i32> = vec![5, 6, 7, 8, 9, 10, 11, 6];
         let mut b = a.clone();
         b[5] = 3;
-        let la = m.forward(ModelInput::Tokens(ids(a, 1, 8, &d))).logits.into_data().try_into_vec::<f32>().unwrap();
-        let lb = m.forward(ModelInput::Tokens(ids(b, 1, 8, &d))).logits.into_data().try_into_vec::<f32>().unwrap();
+        let la = m
+            .forward(ModelInput::Tokens(ids(a, 1, 8, &d)))
+            .logits
+            .into_data()
+            .try_into_vec::<f32>()
+            .unwrap();
+        let lb = m
+            .forward(ModelInput::Tokens(ids(b, 1, 8, &d)))
+            .logits
+            .into_data()
+            .try_into_vec::<f32>()
+            .unwrap();
         let v = 12;
-        assert_eq!(&la[..5 * v], &lb[..5 * v], "{attn}: positions before 5 must not change");
-        assert_ne!(&la[5 * v..6 * v], &lb[5 * v..6 * v], "{attn}: position 5 must change");
+        assert_eq!(
+            &la[..5 * v],
+            &lb[..5 * v],
+            "{attn}: positions before 5 must not change"
+        );
+        assert_ne!(
+            &la[5 * v..6 * v],
+            &lb[5 * v..6 * v],
+            "{attn}: position 5 must change"
+        );
     }
     // BERT is bidirectional: the same change does move earlier positions.
     let s = spec("model=bert&layers=1&d=16&heads=2&ffn=32&seq=8&batch=1");
@@ -64,15 +107,27 @@ fn opt_is_causal_changing_a_future_token_never_changes_an_earlier_logit() {
     let a: Vec<i32> = vec![5, 6, 7, 8, 9, 10, 11, 6];
     let mut b = a.clone();
     b[5] = 3;
-    let la = m.forward(ModelInput::Tokens(ids(a, 1, 8, &d))).logits.into_data().try_into_vec::<f32>().unwrap();
-    let lb = m.forward(ModelInput::Tokens(ids(b, 1, 8, &d))).logits.into_data().try_into_vec::<f32>().unwrap();
+    let la = m
+        .forward(ModelInput::Tokens(ids(a, 1, 8, &d)))
+        .logits
+        .into_data()
+        .try_into_vec::<f32>()
+        .unwrap();
+    let lb = m
+        .forward(ModelInput::Tokens(ids(b, 1, 8, &d)))
+        .logits
+        .into_data()
+        .try_into_vec::<f32>()
+        .unwrap();
     assert_ne!(&la[..12], &lb[..12]);
 }
 
 fn run_losses(s: &RunSpec, steps: usize) -> Vec<f64> {
     let data = RunData::load(s, None).unwrap();
     let mut tr = Trainer::new(s.clone(), data, &Device::flex());
-    (0..steps).map(|_| tr.step_sync(false).unwrap().loss).collect()
+    (0..steps)
+        .map(|_| tr.step_sync(false).unwrap().loss)
+        .collect()
 }
 
 #[test]
@@ -89,16 +144,29 @@ fn same_spec_gives_a_bit_identical_loss_curve() {
         assert_eq!(bits(&a), bits(&b), "{text}");
         let mut other = s.clone();
         other.seed = 4;
-        assert_ne!(bits(&a), bits(&run_losses(&other, 6)), "another seed must differ: {text}");
+        assert_ne!(
+            bits(&a),
+            bits(&run_losses(&other, 6)),
+            "another seed must differ: {text}"
+        );
     }
 }
 
 #[test]
 fn a_short_run_learns() {
     for (text, steps) in [
-        ("model=bert&layers=2&d=32&heads=2&ffn=64&seq=32&batch=16&lr=3e-3&warmup=10&steps=120", 120),
-        ("model=opt&attn=gated&layers=2&d=32&heads=2&ffn=64&seq=32&batch=16&lr=3e-3&warmup=10&steps=80", 80),
-        ("model=vit&attn=clipped&layers=2&d=32&heads=2&ffn=64&img=16&patch=4&batch=32&lr=3e-3&warmup=10&steps=120", 120),
+        (
+            "model=bert&layers=2&d=32&heads=2&ffn=64&seq=32&batch=16&lr=3e-3&warmup=10&steps=120",
+            120,
+        ),
+        (
+            "model=opt&attn=gated&layers=2&d=32&heads=2&ffn=64&seq=32&batch=16&lr=3e-3&warmup=10&steps=80",
+            80,
+        ),
+        (
+            "model=vit&attn=clipped&layers=2&d=32&heads=2&ffn=64&img=16&patch=4&batch=32&lr=3e-3&warmup=10&steps=120",
+            120,
+        ),
     ] {
         let s = spec(text);
         let l = run_losses(&s, steps);
@@ -110,13 +178,21 @@ fn a_short_run_learns() {
 
 #[test]
 fn evaluation_reports_the_papers_metrics() {
-    let s = spec("model=opt&attn=gated&layers=2&d=32&heads=2&ffn=64&seq=16&batch=4&steps=5&eval_batches=2");
+    let s = spec(
+        "model=opt&attn=gated&layers=2&d=32&heads=2&ffn=64&seq=16&batch=4&steps=5&eval_batches=2",
+    );
     let data = RunData::load(&s, None).unwrap();
     let mut tr = Trainer::new(s.clone(), data, &Device::flex());
     tr.step_sync(false).unwrap();
     let e = tr.evaluate().unwrap();
     assert_eq!(e.outliers.taps.len(), 2 * 5 + 1);
-    let max_block = e.outliers.taps.iter().filter(|t| t.kind == "block_out").map(|t| t.inf_norm).fold(0.0, f64::max);
+    let max_block = e
+        .outliers
+        .taps
+        .iter()
+        .filter(|t| t.kind == "block_out")
+        .map(|t| t.inf_norm)
+        .fold(0.0, f64::max);
     assert_eq!(e.outliers.max_inf_norm, max_block);
     let avg = e.outliers.taps.iter().map(|t| t.kurtosis).sum::<f64>() / 11.0;
     assert!((e.outliers.avg_kurtosis - avg).abs() < 1e-9);
@@ -124,7 +200,13 @@ fn evaluation_reports_the_papers_metrics() {
     assert_eq!(e.outliers.heads.len(), 2);
     let h = &e.outliers.heads[0];
     assert_eq!(h.first_mass.len(), 2);
-    assert!(h.gate_mean.as_ref().unwrap().iter().all(|&g| g > 0.0 && g < 1.0));
+    assert!(
+        h.gate_mean
+            .as_ref()
+            .unwrap()
+            .iter()
+            .all(|&g| g > 0.0 && g < 1.0)
+    );
     // Causal: query 0 sees only the first token, so first-token mass ≥ 1/T.
     assert!(h.first_mass.iter().all(|&m| m >= 1.0 / 16.0 - 1e-6));
     // Evaluation is fixed: asking twice gives the same numbers.
@@ -138,12 +220,43 @@ fn weight_decay_spares_biases_and_layer_norms() {
     // With lr schedule at full strength, zero gradients would leave decayed weights shrinking.
     // Run one step and check LayerNorm γ only moved by its (Adam) gradient step, i.e. stays
     // within lr of 1, whereas an embedding row receives decay. Structural check via names:
-    let s = spec("model=bert&layers=1&d=16&heads=2&ffn=32&seq=8&batch=2&wd=0.5&lr=1e-2&warmup=0&steps=10");
+    let s = spec(
+        "model=bert&layers=1&d=16&heads=2&ffn=32&seq=8&batch=2&wd=0.5&lr=1e-2&warmup=0&steps=10",
+    );
     let data = RunData::load(&s, None).unwrap();
     let mut tr = Trainer::new(s, data, &Device::flex());
     tr.step_sync(false).unwrap();
     let Model::Bert(b) = tr.model() else { panic!() };
-    let gamma = b.emb_ln.gamma.val().into_data().try_into_vec::<f32>().unwrap();
+    let gamma = b
+        .emb_ln
+        .gamma
+        .val()
+        .into_data()
+        .try_into_vec::<f32>()
+        .unwrap();
     // Adam's first step moves each entry by at most lr (·1.0); decay would add −lr·wd·γ = −0.005.
-    assert!(gamma.iter().all(|g| (g - 1.0).abs() <= 1e-2 + 1e-6), "{gamma:?}");
+    assert!(
+        gamma.iter().all(|g| (g - 1.0).abs() <= 1e-2 + 1e-6),
+        "{gamma:?}"
+    );
+}
+
+#[test]
+fn a_nan_in_the_weights_is_caught_within_one_step() {
+    use burn::module::{Module, ModuleMapper, Param};
+    struct Poison;
+    impl ModuleMapper for Poison {
+        fn map_float<const D: usize>(&mut self, p: Param<Tensor<D>>) -> Param<Tensor<D>> {
+            p.map(|t| t.mul_scalar(f32::NAN))
+        }
+    }
+    let s = spec("model=bert&layers=1&d=16&heads=2&ffn=32&seq=8&batch=2&steps=10");
+    let data = RunData::load(&s, None).unwrap();
+    let mut tr = Trainer::new(s, data, &Device::flex());
+    assert!(tr.step_sync(false).is_ok());
+    tr.map_model(|m| m.map(&mut Poison));
+    match tr.step_sync(false) {
+        Err(qtlab_core::train::TrainError::Diverged { step, .. }) => assert_eq!(step, 1),
+        other => panic!("expected divergence, got {:?}", other.map(|r| r.loss)),
+    }
 }

@@ -13,7 +13,10 @@ fn vals<const D: usize>(t: Tensor<D>) -> Vec<f32> {
 
 fn max_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 #[test]
@@ -23,9 +26,19 @@ fn wgpu_matches_cpu() {
 
     // Score normalisers, including a row length that is not a multiple of any workgroup size.
     let n = 2 * 3 * 5 * 7;
-    let x: Vec<f32> = (0..n).map(|i| ((i * 37 % 23) as f32 - 11.0) * 0.4).collect();
+    let x: Vec<f32> = (0..n)
+        .map(|i| ((i * 37 % 23) as f32 - 11.0) * 0.4)
+        .collect();
     let sink: Vec<f32> = vec![0.3, -0.2, 1.0];
-    for norm in [ScoreNorm::Softmax, ScoreNorm::Clipped { gamma: -0.05, zeta: 1.02 }, ScoreNorm::Softmax1, ScoreNorm::Sink] {
+    for norm in [
+        ScoreNorm::Softmax,
+        ScoreNorm::Clipped {
+            gamma: -0.05,
+            zeta: 1.02,
+        },
+        ScoreNorm::Softmax1,
+        ScoreNorm::Sink,
+    ] {
         let run = |d: &Device| {
             let t = Tensor::<4>::from_data(TensorData::new(x.clone(), [2, 3, 5, 7]), d);
             let s = Tensor::<1>::from_data(TensorData::new(sink.clone(), [3]), d);
@@ -44,11 +57,16 @@ fn wgpu_matches_cpu() {
         let spec = RunSpec::parse(text).unwrap();
         let losses = |d: &Device| {
             let mut tr = Trainer::new(spec.clone(), RunData::load(&spec, None).unwrap(), d);
-            (0..3).map(|_| tr.step_sync(true).unwrap().loss).collect::<Vec<_>>()
+            (0..3)
+                .map(|_| tr.step_sync(true).unwrap().loss)
+                .collect::<Vec<_>>()
         };
         let (a, b) = (losses(&cpu), losses(&gpu));
         for (x, y) in a.iter().zip(&b) {
-            assert!((x - y).abs() < 1e-3 * x.abs().max(1.0), "{text}: cpu {a:?} vs wgpu {b:?}");
+            assert!(
+                (x - y).abs() < 1e-3 * x.abs().max(1.0),
+                "{text}: cpu {a:?} vs wgpu {b:?}"
+            );
         }
     }
 }

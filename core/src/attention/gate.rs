@@ -101,9 +101,7 @@ impl Gate {
         let h = self.heads;
         let dh = d / h;
         let per_head_input = || {
-            x.clone()
-                .reshape([b * t, h, dh])
-                .swap_dims(0, 1) // [h, b*t, dh]
+            x.clone().reshape([b * t, h, dh]).swap_dims(0, 1) // [h, b*t, dh]
         };
         // [h, b*t, 1] → [b, h, t, 1]
         let to_bht = |y: Tensor<3>| y.reshape([h, b, t]).swap_dims(0, 1).unsqueeze_dim::<4>(3);

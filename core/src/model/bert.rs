@@ -35,8 +35,16 @@ impl BertLayer {
         let h = self.attn_ln.forward(x + att.out); // [b, t, d]
         let f_out = self.fc2.forward(gelu(self.fc1.forward(h.clone()))); // [b, t, d]
         let y = self.ffn_ln.forward(h + f_out.clone()); // [b, t, d]
-        taps.tracked.push(Tap { kind: TapKind::FfnOut, layer: Some(layer), x: f_out });
-        taps.tracked.push(Tap { kind: TapKind::LnOut, layer: Some(layer), x: y.clone() });
+        taps.tracked.push(Tap {
+            kind: TapKind::FfnOut,
+            layer: Some(layer),
+            x: f_out,
+        });
+        taps.tracked.push(Tap {
+            kind: TapKind::LnOut,
+            layer: Some(layer),
+            x: y.clone(),
+        });
         taps.probs.push(att.probs);
         taps.gates.push(att.gate);
         y
@@ -96,7 +104,8 @@ impl Bert {
         let d = x.dims()[2];
         let h = self.head_ln.forward(gelu(self.head_dense.forward(x))); // [b, t, d]
         let emb = self.tokens.weight.val(); // [vocab, d]
-        let logits = h.reshape([b * t, d]).matmul(emb.transpose()) + self.head_bias.val().unsqueeze(); // [b*t, vocab]
+        let logits =
+            h.reshape([b * t, d]).matmul(emb.transpose()) + self.head_bias.val().unsqueeze(); // [b*t, vocab]
         ModelOutput { logits, taps }
     }
 }

@@ -63,9 +63,15 @@ impl PreLnBlock {
         let att = self.attn.forward(a_in.clone());
         let h = x + att.out.clone(); // [b, t, d]
         let f_in = self.ffn_ln.forward(h.clone()); // [b, t, d]
-        let f_out = self.fc2.forward(self.act.apply(self.fc1.forward(f_in.clone()))); // [b, t, d]
+        let f_out = self
+            .fc2
+            .forward(self.act.apply(self.fc1.forward(f_in.clone()))); // [b, t, d]
         let y = h + f_out.clone(); // [b, t, d]
-        let tap = |kind, x| Tap { kind, layer: Some(layer), x };
+        let tap = |kind, x| Tap {
+            kind,
+            layer: Some(layer),
+            x,
+        };
         taps.tracked.extend([
             tap(TapKind::AttnLn, a_in),
             tap(TapKind::OutProj, att.out),

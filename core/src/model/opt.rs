@@ -31,7 +31,16 @@ impl Opt {
             tokens: init.embedding(vocab, d, spec.init_std, device),
             positions: init.normal_param([spec.seq_len, d], spec.init_std, device),
             layers: (0..spec.layers)
-                .map(|_| PreLnBlock::init(&cfg, spec.d_ff, Activation::Relu, spec.init_std, init, device))
+                .map(|_| {
+                    PreLnBlock::init(
+                        &cfg,
+                        spec.d_ff,
+                        Activation::Relu,
+                        spec.init_std,
+                        init,
+                        device,
+                    )
+                })
                 .collect(),
             final_ln: init.layer_norm(d, device),
         }
@@ -49,9 +58,15 @@ impl Opt {
             x = layer.forward(x, l, &mut taps);
         }
         let h = self.final_ln.forward(x); // [b, t, d]
-        taps.tracked.push(Tap { kind: TapKind::FinalLn, layer: None, x: h.clone() });
+        taps.tracked.push(Tap {
+            kind: TapKind::FinalLn,
+            layer: None,
+            x: h.clone(),
+        });
         let d = h.dims()[2];
-        let logits = h.reshape([b * t, d]).matmul(self.tokens.weight.val().transpose()); // [b*t, vocab]
+        let logits = h
+            .reshape([b * t, d])
+            .matmul(self.tokens.weight.val().transpose()); // [b*t, vocab]
         ModelOutput { logits, taps }
     }
 }

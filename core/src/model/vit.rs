@@ -64,8 +64,15 @@ impl Vit {
             x = layer.forward(x, l, &mut taps);
         }
         let h = self.final_ln.forward(x); // [b, n+1, d]
-        taps.tracked.push(Tap { kind: TapKind::FinalLn, layer: None, x: h.clone() });
+        taps.tracked.push(Tap {
+            kind: TapKind::FinalLn,
+            layer: None,
+            x: h.clone(),
+        });
         let cls_out = h.narrow(1, 0, 1).reshape([b, d]); // [b, d]
-        ModelOutput { logits: self.head.forward(cls_out), taps }
+        ModelOutput {
+            logits: self.head.forward(cls_out),
+            taps,
+        }
     }
 }
