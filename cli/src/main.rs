@@ -294,6 +294,22 @@ fn cmd_bench(args: &[String]) -> Result<(), String> {
             trainer.step_sync(true).map_err(|e| e.to_string())?;
         }
         let with_stats = t_stats.elapsed().as_secs_f64() * 1e3 / n as f64;
+        let mut phases = [0.0f64; 5];
+        for _ in 0..n {
+            let p = trainer.step_timed().map_err(|e| e.to_string())?;
+            for (a, b) in phases.iter_mut().zip(p) {
+                *a += b / n as f64;
+            }
+        }
+        println!(
+            "{:<5} breakdown (synchronised, ms): batch {:.2}  forward {:.2}  backward {:.2}  optimizer {:.2}  readback {:.2}",
+            backend.name(),
+            phases[0],
+            phases[1],
+            phases[2],
+            phases[3],
+            phases[4]
+        );
         println!(
             "{:<5} ms/step mean {mean:7.2}  median {:7.2}  min {:7.2}  (with per-step inf-norm stats {with_stats:7.2})  first step {first_ms:8.1} ms  peak RSS {:.0} MiB",
             backend.name(),

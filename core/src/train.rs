@@ -402,6 +402,45 @@ impl Trainer {
         }
     }
 
+    /// One training step with the device synchronised between phases, for `qtlab bench`'s
+    /// breakdown: milliseconds for [batch, forward, backward, optimizer, readback].
+    pub fn step_timed(&mut self) -> Result<[f64; 5], TrainError> {
+        let sync = |d: &Device| d.sync().map_err(|e| TrainError::Device(format!("{e:?}")));
+        let mut t = std::time::Instant::now();
+        let lap = |t: &mut std::time::Instant| {
+            let ms = t.elapsed().as_secs_f64() * 1e3;
+            *t = std::time::Instant::now();
+            ms
+        };
+        let host = self.data.train_batch(&self.spec, &mut self.order, &mut self.mask);
+        let batch = host.to_device(&self.spec, &self.device);
+        sync(&self.device)?;
+        let t_batch = lap(&mut t);
+        let model = self.model.take().expect("model present between steps");
+        let ModelOutput { logits, .. } = model.forward(batch.input_clone());
+        let loss = weighted_cross_entropy(logits, &batch);
+        sync(&self.device)?;
+        let t_fwd = lap(&mut t);
+        let grads = loss.backward();
+        sync(&self.device)?;
+        let t_bwd = lap(&mut t);
+        let lr = lr_at(&self.spec, self.step);
+        let (model, grad_norm) = self.opt.step(model, grads, lr);
+        self.model = Some(model);
+        sync(&self.device)?;
+        let t_opt = lap(&mut t);
+        let v = Tensor::cat(vec![loss.inner(), grad_norm], 0)
+            .into_data()
+            .try_into_vec::<f32>()
+            .map_err(|e| TrainError::Device(format!("{e:?}")))?;
+        let t_read = lap(&mut t);
+        self.step += 1;
+        if !v.iter().all(|x| x.is_finite()) {
+            return Err(TrainError::Diverged { step: self.step - 1, loss: v[0] as f64 });
+        }
+        Ok([t_batch, t_fwd, t_bwd, t_opt, t_read])
+    }
+
     /// Native convenience: step and read back, refusing a non-finite loss.
     pub fn step_sync(&mut self, with_stats: bool) -> Result<StepReport, TrainError> {
         let r = self.step(with_stats).read().map_err(TrainError::Device)?;

@@ -188,7 +188,7 @@ fn a_closed_gate_silences_the_head_before_the_output_projection() {
     );
     let out = att.forward(x.clone());
     // Reference: run without a gate, zero head 0's channels of the merged context by hand.
-    let v = att.value.forward(x.clone()); // [2, 4, 8]
+    let v = att.qkv.forward(x.clone()).narrow(2, 16, 8); // [2, 4, 8]
     let ctx = out
         .probs
         .clone()

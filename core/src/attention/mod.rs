@@ -68,9 +68,9 @@ impl AttentionConfig {
         let d = self.d_model;
         // The paper's code swaps in freshly built attention modules after the HF init, so
         // Q/K/V and the output projection keep PyTorch's default Linear init (paper.md §1).
-        let query = init.linear_default(d, d, device);
-        let key = init.linear_default(d, d, device);
-        let value = init.linear_default(d, d, device);
+        // Q, K and V are three Linear(d→d) layers stored side by side as one Linear(d→3d):
+        // identical math and init (each fan_in = d), one matmul instead of three.
+        let qkv = init.linear_default(d, 3 * d, device);
         let out = init.linear_default(d, d, device);
         let gate = self
             .gate
@@ -79,9 +79,7 @@ impl AttentionConfig {
         let sink = matches!(self.norm, ScoreNorm::Sink)
             .then(|| Param::from_tensor(Tensor::<1>::zeros([self.heads], device)));
         Attention {
-            query,
-            key,
-            value,
+            qkv,
             out,
             gate,
             sink,
@@ -95,9 +93,8 @@ impl AttentionConfig {
 /// Multi-head self-attention with an optional per-head output gate.
 #[derive(Module, Debug)]
 pub struct Attention {
-    pub query: Linear,
-    pub key: Linear,
-    pub value: Linear,
+    /// Q, K, V projections fused: output columns `[0, d)` are Q, `[d, 2d)` K, `[2d, 3d)` V.
+    pub qkv: Linear,
     /// Output projection (`out_proj` in OPT, `BertSelfOutput.dense` in BERT).
     pub out: Linear,
     pub gate: Option<Gate>,
@@ -130,10 +127,9 @@ impl Attention {
         let [b, t, d] = x.dims();
         let h = self.heads;
         let dh = d / h;
-        let split = |y: Tensor<3>| y.reshape([b, t, h, dh]).swap_dims(1, 2); // [b, h, t, dh]
-        let q = split(self.query.forward(x.clone()));
-        let k = split(self.key.forward(x.clone()));
-        let v = split(self.value.forward(x.clone()));
+        let qkv = self.qkv.forward(x.clone()); // [b, t, 3d]
+        let split = |i: usize| qkv.clone().narrow(2, i * d, d).reshape([b, t, h, dh]).swap_dims(1, 2); // [b, h, t, dh]
+        let (q, k, v) = (split(0), split(1), split(2));
 
         let scale = 1.0 / (dh as f64).sqrt();
         let mut scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(scale); // [b, h, t, t]
