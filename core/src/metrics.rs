@@ -128,6 +128,19 @@ pub struct OutlierReport {
     pub heads: Vec<HeadNoop>,
 }
 
+impl OutlierReport {
+    /// The report of zero evaluation batches.
+    pub fn empty() -> Self {
+        OutlierReport {
+            max_inf_norm: f64::NAN,
+            avg_kurtosis: f64::NAN,
+            max_kurtosis: f64::NAN,
+            taps: Vec::new(),
+            heads: Vec::new(),
+        }
+    }
+}
+
 /// Running mean of [`pack_batch_stats`] vectors over batches (equal-size batches, so the mean
 /// of batch means is the mean over sequences, like the paper's `AverageMeter`).
 pub struct OutlierAccumulator {

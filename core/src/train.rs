@@ -77,7 +77,7 @@ impl AdamW {
     }
 
     /// Applies one update; returns the global gradient norm (before clipping) as a device scalar.
-    pub fn step(&mut self, model: Model, mut grads: Gradients, lr: f64) -> (Model, Tensor<1>) {
+    pub fn step<M: Module>(&mut self, model: M, mut grads: Gradients, lr: f64) -> (M, Tensor<1>) {
         let mut collect = GradCollector {
             grads: &mut grads,
             out: HashMap::new(),
@@ -412,7 +412,9 @@ impl Trainer {
             *t = std::time::Instant::now();
             ms
         };
-        let host = self.data.train_batch(&self.spec, &mut self.order, &mut self.mask);
+        let host = self
+            .data
+            .train_batch(&self.spec, &mut self.order, &mut self.mask);
         let batch = host.to_device(&self.spec, &self.device);
         sync(&self.device)?;
         let t_batch = lap(&mut t);
@@ -436,7 +438,10 @@ impl Trainer {
         let t_read = lap(&mut t);
         self.step += 1;
         if !v.iter().all(|x| x.is_finite()) {
-            return Err(TrainError::Diverged { step: self.step - 1, loss: v[0] as f64 });
+            return Err(TrainError::Diverged {
+                step: self.step - 1,
+                loss: v[0] as f64,
+            });
         }
         Ok([t_batch, t_fwd, t_bwd, t_opt, t_read])
     }
@@ -476,28 +481,33 @@ impl Trainer {
 
     /// Evaluates on `spec.eval_batches` fixed held-out batches (blocking readback per batch).
     pub fn evaluate(&self) -> Result<EvalReport, TrainError> {
-        let mut acc: Option<OutlierAccumulator> = None;
-        let (mut loss_sum, mut correct) = (0.0f64, 0.0f64);
+        let mut eval = EvalAccumulator::default();
         for i in 0..self.spec.eval_batches {
-            let (packed, a) = self.eval_batch(i);
+            let (packed, acc) = self.eval_batch(i);
             let v = packed
                 .into_data()
                 .try_into_vec::<f32>()
                 .map_err(|e| TrainError::Device(format!("{e:?}")))?;
-            loss_sum += v[0] as f64;
-            correct += v[1] as f64;
-            acc.get_or_insert(a).add(&v[2..]);
+            eval.add(&v, acc);
         }
-        let n = self.spec.eval_batches.max(1) as f64;
-        let loss = loss_sum / n;
-        let is_vit = self.spec.model == ModelKind::Vit;
-        Ok(EvalReport {
-            step: self.step,
-            loss,
-            ppl: (!is_vit).then(|| loss.exp()),
-            accuracy: is_vit.then(|| correct / (n * self.spec.batch as f64)),
-            outliers: acc.map(|a| a.report()).expect("at least one eval batch"),
-        })
+        Ok(eval.finish(&self.spec, self.step))
+    }
+
+    /// [`Trainer::evaluate`] for the browser: awaits each batch's readback instead of blocking.
+    pub async fn evaluate_async(&self) -> Result<EvalReport, TrainError> {
+        let mut eval = EvalAccumulator::default();
+        for i in 0..self.spec.eval_batches {
+            let (packed, acc) = self.eval_batch(i);
+            let data = packed
+                .to_data_async()
+                .await
+                .map_err(|e| TrainError::Device(format!("{e:?}")))?;
+            let v = data
+                .try_into_vec::<f32>()
+                .map_err(|e| TrainError::Device(format!("{e:?}")))?;
+            eval.add(&v, acc);
+        }
+        Ok(eval.finish(&self.spec, self.step))
     }
 
     /// Runs a training step on `host` data without touching the optimizer: used by tests to
@@ -514,6 +524,43 @@ impl Trainer {
     /// Headline tap kind for this model.
     pub fn headline_kind(&self) -> TapKind {
         self.model().headline_kind()
+    }
+}
+
+/// Host-side sums over evaluation batches.
+#[derive(Default)]
+struct EvalAccumulator {
+    outliers: Option<OutlierAccumulator>,
+    loss_sum: f64,
+    correct: f64,
+    batches: usize,
+}
+
+impl EvalAccumulator {
+    /// `v` is one [`Trainer::eval_batch`] vector: `[loss, correct, packed stats…]`.
+    fn add(&mut self, v: &[f32], acc: OutlierAccumulator) {
+        self.loss_sum += v.first().copied().unwrap_or(f32::NAN) as f64;
+        self.correct += v.get(1).copied().unwrap_or(0.0) as f64;
+        self.outliers
+            .get_or_insert(acc)
+            .add(v.get(2..).unwrap_or(&[]));
+        self.batches += 1;
+    }
+
+    fn finish(self, spec: &RunSpec, step: usize) -> EvalReport {
+        let n = self.batches.max(1) as f64;
+        let loss = self.loss_sum / n;
+        let is_vit = spec.model == ModelKind::Vit;
+        EvalReport {
+            step,
+            loss,
+            ppl: (!is_vit).then(|| loss.exp()),
+            accuracy: is_vit.then(|| self.correct / (n * spec.batch as f64)),
+            outliers: self
+                .outliers
+                .map(|a| a.report())
+                .unwrap_or_else(OutlierReport::empty),
+        }
     }
 }
 

@@ -128,7 +128,12 @@ impl Attention {
         let h = self.heads;
         let dh = d / h;
         let qkv = self.qkv.forward(x.clone()); // [b, t, 3d]
-        let split = |i: usize| qkv.clone().narrow(2, i * d, d).reshape([b, t, h, dh]).swap_dims(1, 2); // [b, h, t, dh]
+        let split = |i: usize| {
+            qkv.clone()
+                .narrow(2, i * d, d)
+                .reshape([b, t, h, dh])
+                .swap_dims(1, 2)
+        }; // [b, h, t, dh]
         let (q, k, v) = (split(0), split(1), split(2));
 
         let scale = 1.0 / (dh as f64).sqrt();

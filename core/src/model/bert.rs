@@ -14,6 +14,60 @@ use crate::init::Init;
 use crate::model::{ModelOutput, Tap, TapKind, Taps};
 use crate::spec::RunSpec;
 
+/// BERT hyper-parameters; HF `BertConfig` names in brackets. Built from a run spec.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BertConfig {
+    /// Vocabulary size [`vocab_size`]: the tokenizer's, specials included.
+    pub vocab: usize,
+    /// Number of blocks L [`num_hidden_layers`]. Default: 2.
+    pub layers: usize,
+    /// FFN inner size [`intermediate_size`]. Default: 256.
+    pub d_ff: usize,
+    /// Sequence length T, the number of learned positions [`max_position_embeddings`]. Default: 32.
+    pub seq_len: usize,
+    /// Std of the normal init of embeddings, FFN and head [`initializer_range`]. Default: 0.02.
+    pub init_std: f64,
+    /// Attention: d_model [`hidden_size`] (default 64), heads [`num_attention_heads`] (default 4),
+    /// variant and gate.
+    pub attention: AttentionConfig,
+}
+
+impl BertConfig {
+    pub fn from_spec(spec: &RunSpec, vocab: usize) -> Self {
+        BertConfig {
+            vocab,
+            layers: spec.layers,
+            d_ff: spec.d_ff,
+            seq_len: spec.seq_len,
+            init_std: spec.init_std,
+            attention: AttentionConfig::from_spec(spec, false),
+        }
+    }
+
+    pub fn init(&self, init: &mut Init, device: &Device) -> Bert {
+        let d = self.attention.d_model;
+        let std = self.init_std;
+        let vocab = self.vocab;
+        Bert {
+            tokens: init.embedding(vocab, d, std, device),
+            positions: init.normal_param([self.seq_len, d], std, device),
+            emb_ln: init.layer_norm(d, device),
+            layers: (0..self.layers)
+                .map(|_| BertLayer {
+                    attn: self.attention.init(init, device),
+                    attn_ln: init.layer_norm(d, device),
+                    fc1: init.linear_normal(d, self.d_ff, std, device),
+                    fc2: init.linear_normal(self.d_ff, d, std, device),
+                    ffn_ln: init.layer_norm(d, device),
+                })
+                .collect(),
+            head_dense: init.linear_normal(d, d, std, device),
+            head_ln: init.layer_norm(d, device),
+            head_bias: Param::from_tensor(Tensor::zeros([vocab], device)),
+        }
+    }
+}
+
 #[derive(Module, Debug)]
 pub struct BertLayer {
     pub attn: Attention,
@@ -68,26 +122,7 @@ pub struct Bert {
 
 impl Bert {
     pub fn init(spec: &RunSpec, vocab: usize, init: &mut Init, device: &Device) -> Bert {
-        let d = spec.d_model;
-        let std = spec.init_std;
-        let cfg = AttentionConfig::from_spec(spec, false);
-        Bert {
-            tokens: init.embedding(vocab, d, std, device),
-            positions: init.normal_param([spec.seq_len, d], std, device),
-            emb_ln: init.layer_norm(d, device),
-            layers: (0..spec.layers)
-                .map(|_| BertLayer {
-                    attn: cfg.init(init, device),
-                    attn_ln: init.layer_norm(d, device),
-                    fc1: init.linear_normal(d, spec.d_ff, std, device),
-                    fc2: init.linear_normal(spec.d_ff, d, std, device),
-                    ffn_ln: init.layer_norm(d, device),
-                })
-                .collect(),
-            head_dense: init.linear_normal(d, d, std, device),
-            head_ln: init.layer_norm(d, device),
-            head_bias: Param::from_tensor(Tensor::zeros([vocab], device)),
-        }
+        BertConfig::from_spec(spec, vocab).init(init, device)
     }
 
     /// # Shapes

@@ -13,6 +13,58 @@ use crate::model::block::{Activation, PreLnBlock};
 use crate::model::{ModelOutput, Tap, TapKind, Taps};
 use crate::spec::RunSpec;
 
+/// OPT hyper-parameters; HF `OPTConfig` names in brackets. Built from a run spec.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OptConfig {
+    /// Vocabulary size [`vocab_size`]: the tokenizer's, specials included.
+    pub vocab: usize,
+    /// Number of blocks L [`num_hidden_layers`]. Default: 2.
+    pub layers: usize,
+    /// FFN inner size [`ffn_dim`]. Default: 256.
+    pub d_ff: usize,
+    /// Sequence length T [`max_position_embeddings`]. Default: 32.
+    pub seq_len: usize,
+    /// Std of the normal init [`init_std`]. Default: 0.02 (OPT-125m used 0.006).
+    pub init_std: f64,
+    /// Causal attention: d_model [`hidden_size`] (default 64), heads [`num_attention_heads`]
+    /// (default 4), variant and gate.
+    pub attention: AttentionConfig,
+}
+
+impl OptConfig {
+    pub fn from_spec(spec: &RunSpec, vocab: usize) -> Self {
+        OptConfig {
+            vocab,
+            layers: spec.layers,
+            d_ff: spec.d_ff,
+            seq_len: spec.seq_len,
+            init_std: spec.init_std,
+            attention: AttentionConfig::from_spec(spec, true),
+        }
+    }
+
+    pub fn init(&self, init: &mut Init, device: &Device) -> Opt {
+        let d = self.attention.d_model;
+        Opt {
+            tokens: init.embedding(self.vocab, d, self.init_std, device),
+            positions: init.normal_param([self.seq_len, d], self.init_std, device),
+            layers: (0..self.layers)
+                .map(|_| {
+                    PreLnBlock::init(
+                        &self.attention,
+                        self.d_ff,
+                        Activation::Relu,
+                        self.init_std,
+                        init,
+                        device,
+                    )
+                })
+                .collect(),
+            final_ln: init.layer_norm(d, device),
+        }
+    }
+}
+
 #[derive(Module, Debug)]
 pub struct Opt {
     /// `[vocab, d_model]`, tied to the LM head as in OPT.
@@ -25,25 +77,7 @@ pub struct Opt {
 
 impl Opt {
     pub fn init(spec: &RunSpec, vocab: usize, init: &mut Init, device: &Device) -> Opt {
-        let d = spec.d_model;
-        let cfg = AttentionConfig::from_spec(spec, true);
-        Opt {
-            tokens: init.embedding(vocab, d, spec.init_std, device),
-            positions: init.normal_param([spec.seq_len, d], spec.init_std, device),
-            layers: (0..spec.layers)
-                .map(|_| {
-                    PreLnBlock::init(
-                        &cfg,
-                        spec.d_ff,
-                        Activation::Relu,
-                        spec.init_std,
-                        init,
-                        device,
-                    )
-                })
-                .collect(),
-            final_ln: init.layer_norm(d, device),
-        }
+        OptConfig::from_spec(spec, vocab).init(init, device)
     }
 
     /// # Shapes

@@ -13,6 +13,73 @@ use crate::model::block::{Activation, PreLnBlock};
 use crate::model::{ModelOutput, Tap, TapKind, Taps};
 use crate::spec::RunSpec;
 
+/// ViT hyper-parameters; timm `VisionTransformer` names in brackets. Built from a run spec.
+#[derive(Clone, Debug, PartialEq)]
+pub struct VitConfig {
+    /// Image side in pixels [`img_size`], single channel. Default: 32.
+    pub image: usize,
+    /// Patch side [`patch_size`]; must divide `image`. Default: 4.
+    pub patch: usize,
+    /// Number of classes [`num_classes`]. Default: 4.
+    pub classes: usize,
+    /// LayerNorm after the patch embedding (the paper's ViT-S/16 rows with clipped softmax and
+    /// gated attention use it; Table 7). Default: true.
+    pub patch_ln: bool,
+    /// Number of blocks L [`depth`]. Default: 2.
+    pub layers: usize,
+    /// FFN inner size [`mlp_ratio`·d_model]. Default: 256.
+    pub d_ff: usize,
+    /// Std of the normal init. Default: 0.02.
+    pub init_std: f64,
+    /// Attention: d_model [`embed_dim`] (default 64), heads [`num_heads`] (default 4), variant, gate.
+    pub attention: AttentionConfig,
+}
+
+impl VitConfig {
+    pub fn from_spec(spec: &RunSpec) -> Self {
+        VitConfig {
+            image: spec.image,
+            patch: spec.patch,
+            classes: spec.classes,
+            patch_ln: spec.patch_ln,
+            layers: spec.layers,
+            d_ff: spec.d_ff,
+            init_std: spec.init_std,
+            attention: AttentionConfig::from_spec(spec, false),
+        }
+    }
+
+    /// Tokens per image: one per patch plus CLS.
+    pub fn tokens(&self) -> usize {
+        (self.image / self.patch).pow(2) + 1
+    }
+
+    pub fn init(&self, init: &mut Init, device: &Device) -> Vit {
+        let d = self.attention.d_model;
+        let std = self.init_std;
+        Vit {
+            patch_embed: init.linear_normal(self.patch * self.patch, d, std, device),
+            patch_ln: self.patch_ln.then(|| init.layer_norm(d, device)),
+            cls: init.normal_param([1, 1, d], std, device),
+            positions: init.normal_param([self.tokens(), d], std, device),
+            layers: (0..self.layers)
+                .map(|_| {
+                    PreLnBlock::init(
+                        &self.attention,
+                        self.d_ff,
+                        Activation::Gelu,
+                        std,
+                        init,
+                        device,
+                    )
+                })
+                .collect(),
+            final_ln: init.layer_norm(d, device),
+            head: init.linear_normal(d, self.classes, std, device),
+        }
+    }
+}
+
 #[derive(Module, Debug)]
 pub struct Vit {
     /// Patch embedding Linear(patch² → d_model).
@@ -29,21 +96,7 @@ pub struct Vit {
 
 impl Vit {
     pub fn init(spec: &RunSpec, init: &mut Init, device: &Device) -> Vit {
-        let d = spec.d_model;
-        let std = spec.init_std;
-        let p2 = spec.patch * spec.patch;
-        let cfg = AttentionConfig::from_spec(spec, false);
-        Vit {
-            patch_embed: init.linear_normal(p2, d, std, device),
-            patch_ln: spec.patch_ln.then(|| init.layer_norm(d, device)),
-            cls: init.normal_param([1, 1, d], std, device),
-            positions: init.normal_param([spec.seq_tokens(), d], std, device),
-            layers: (0..spec.layers)
-                .map(|_| PreLnBlock::init(&cfg, spec.d_ff, Activation::Gelu, std, init, device))
-                .collect(),
-            final_ln: init.layer_norm(d, device),
-            head: init.linear_normal(d, spec.classes, std, device),
-        }
+        VitConfig::from_spec(spec).init(init, device)
     }
 
     /// # Shapes
