@@ -358,8 +358,9 @@ pub struct RunSpec {
     /// ζ (zeta), the upper stretch of clipped softmax in the paper's Eq. 4 (`eta` in the
     /// paper's code); must be >= 1. Key `zeta`. Default: 1.0.
     pub zeta: f64,
-    /// α (alpha): when set, γ = −α/T instead of `gamma` (`--alpha` in the paper's code), so
-    /// the clip threshold scales with the sequence length. Must be > 0. Key `alpha`
+    /// α (alpha): when set, γ = −α/T instead of `gamma` and ζ = 1 whatever `zeta` says
+    /// (`--alpha` in the paper's code hard-codes `eta=1.0`), so the clip threshold scales with
+    /// the sequence length. Must be > 0. Key `alpha`
     /// (`none` or empty for unset; emitted only when set). Default: unset.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub alpha: Option<f64>,
@@ -583,6 +584,18 @@ impl RunSpec {
             self.check_field(key)?;
         }
 
+        // The paper's per-head conditional gate pools its logits over all tokens, future ones
+        // included; in a causal model that lets a position see the future.
+        if self.model == ModelKind::Opt
+            && self.attn == AttnKind::Gated
+            && self.gate == GateKind::ConditionalPerHead
+        {
+            return Err(SpecError::new(
+                "gate",
+                "gate=cph pools over all tokens, which breaks causality in model=opt; \
+                 use linear, mlp, allheads or uph",
+            ));
+        }
         if !self.d_model.is_multiple_of(self.heads) {
             return Err(SpecError::new(
                 "heads",
@@ -696,6 +709,11 @@ impl RunSpec {
             Some(alpha) => -alpha / self.seq_tokens().max(1) as f64,
             None => self.gamma,
         }
+    }
+
+    /// ζ as the model uses it: 1 when `alpha` is set (as the paper's `--alpha`), else `zeta`.
+    pub fn zeta_effective(&self) -> f64 {
+        if self.alpha.is_some() { 1.0 } else { self.zeta }
     }
 
     /// T, the tokens per sequence the model sees: `seq` for bert/opt, `(img/patch)^2 + 1`
@@ -1303,6 +1321,7 @@ mod tests {
             ("attn=xyz", "attn"),
             ("d=4096&layers=48", "d"),
             ("v=2", "v"),
+            ("model=opt&attn=gated&gate=cph", "gate"),
             ("v=2&newkey=1", "v"),
             ("lr=NaN", "lr"),
             ("lr=nan", "lr"),

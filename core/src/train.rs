@@ -238,7 +238,8 @@ pub struct StepReport {
     pub lr: f64,
     pub loss: f64,
     pub grad_norm: f64,
-    /// Per-layer max inf-norm of the headline tap on this training batch, if it was collected.
+    /// Per layer, the batch mean of the per-sequence ‖x‖∞ of the headline tap on this training
+    /// batch, if it was collected.
     pub inf_norms: Vec<f64>,
 }
 

@@ -32,7 +32,6 @@ fn close(a: &[f32], b: &[f32], tol: f32) {
 fn clipped_softmax_hits_exact_zeros_and_ones() {
     let d = dev();
     // softmax([0, 0, ln 8]) = [0.1, 0.1, 0.8]; γ = −0.2, ζ = 1.2 ⇒ 1.4·p − 0.2 = [−0.06, −0.06, 0.92].
-    // softmax([0, ln 38]) ≈ [0.025641, 0.974359] ⇒ [−0.164, 1.164] ⇒ clipped to [0, 1].
     let x = Tensor::<2>::from_data(
         TensorData::new(vec![0.0f32, 0.0, 8f32.ln(), 0.0, 0.0, 38f32.ln()], [2, 3]),
         &d,
@@ -103,7 +102,12 @@ fn gate_bias_is_logit_of_pi_init() {
     let pi = g.forward(x);
     assert_eq!(pi.dims(), [2, 2, 3, 1]);
     assert!(vals(pi).iter().all(|&p| (p - 0.25).abs() < 1e-6));
-    // The MLP and all-heads gates keep the default init (no π bias), as in the paper's code.
+    // The pooled per-head gate gets the same bias; with a zero input it is exactly π.
+    let c = Gate::init(GateKind::ConditionalPerHead, 8, 2, 0.25, &mut init, &d);
+    let pc = c.forward(Tensor::<3>::zeros([2, 3, 8], &d));
+    assert_eq!(pc.dims(), [2, 2, 1, 1]);
+    assert!(vals(pc).iter().all(|&p| (p - 0.25).abs() < 1e-6));
+    // The MLP gate keeps the default init (no π bias), with n_hid = d_head/4, as in the paper's code.
     let m = Gate::init(GateKind::Mlp, 16, 2, 0.25, &mut init, &d);
     assert_eq!(
         m.w1.as_ref().unwrap().val().dims(),
@@ -168,6 +172,7 @@ fn a_closed_gate_silences_the_head_before_the_output_projection() {
         gate: Some(GateKind::UnconditionalPerHead),
         pi_init: 0.5,
         causal: false,
+        out_init_std: None,
     };
     let mut init = Init::new(Rng::new(3));
     let mut att = cfg.init(&mut init, &d);
@@ -209,6 +214,7 @@ fn causal_attention_never_looks_ahead() {
         gate: None,
         pi_init: 0.5,
         causal: true,
+        out_init_std: None,
     };
     let att = cfg.init(&mut Init::new(Rng::new(4)), &d);
     let x = Tensor::<3>::from_data(
@@ -228,4 +234,40 @@ fn causal_attention_never_looks_ahead() {
             assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-5);
         }
     }
+}
+
+#[test]
+fn per_token_gates_scale_each_heads_context() {
+    let d = dev();
+    let cfg = AttentionConfig {
+        d_model: 8,
+        heads: 2,
+        norm: ScoreNorm::Softmax,
+        gate: Some(GateKind::Linear),
+        pi_init: 0.3,
+        causal: false,
+        out_init_std: None,
+    };
+    let att = cfg.init(&mut Init::new(Rng::new(6)), &d);
+    let x = Tensor::<3>::from_data(
+        TensorData::new(
+            (0..3 * 8)
+                .map(|i| (i as f32 * 0.91).sin())
+                .collect::<Vec<_>>(),
+            [1, 3, 8],
+        ),
+        &d,
+    );
+    let out = att.forward(x.clone());
+    let g = out.gate.clone().unwrap(); // [1, 2, 3, 1]
+    assert_eq!(g.dims(), [1, 2, 3, 1]);
+    let v = att
+        .qkv
+        .forward(x)
+        .narrow(2, 16, 8)
+        .reshape([1, 3, 2, 4])
+        .swap_dims(1, 2); // [1, 2, 3, 4]
+    let ctx = out.probs.clone().matmul(v) * g; // gate per head and token
+    let expect = att.out.forward(ctx.swap_dims(1, 2).reshape([1, 3, 8]));
+    close(&vals(out.out), &vals(expect), 1e-5);
 }

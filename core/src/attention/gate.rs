@@ -67,13 +67,13 @@ impl Gate {
             }
             GateKind::Linear | GateKind::ConditionalPerHead => {
                 g.w1 = Some(init.uniform_param([heads, dh, 1], dh, device));
-                // Only the single-Linear per-token gate gets the logit(π_init) bias in the
-                // paper's code; the pooled per-head gate keeps the default init.
-                g.b1 = Some(if kind == GateKind::Linear {
-                    Param::from_tensor(Tensor::full([heads, 1, 1], logit(pi_init), device))
-                } else {
-                    init.uniform_param([heads, 1, 1], dh, device)
-                });
+                // Both single-Linear gates (per token and pooled per head) get the
+                // logit(π_init) bias in the paper's code; the MLP and all-heads gates do not.
+                g.b1 = Some(Param::from_tensor(Tensor::full(
+                    [heads, 1, 1],
+                    logit(pi_init),
+                    device,
+                )));
             }
             GateKind::Mlp => {
                 // The code's n_hid = d_head/4 (the paper's table says 4; see paper.md §1.2).

@@ -1,10 +1,10 @@
 //! Multi-head self-attention with every variant the lab compares.
 //!
 //! One module serves BERT, OPT and ViT. The score normaliser (vanilla softmax, clipped softmax,
-//! softmax+1, learnable sink) and the optional output gate are independent choices, exactly as
-//! in the paper's code (`bert_attention.py` / `opt_attention.py` of
-//! Qualcomm-AI-research/outlier-free-transformers), where `--attn_softmax`/`--alpha` and
-//! `--attn_gate_type` are separate flags.
+//! softmax+1, learnable sink) and the optional output gate are separate fields, as
+//! `--attn_softmax`/`--alpha` and `--attn_gate_type` are separate flags in the paper's code
+//! (`bert_attention.py` / `opt_attention.py` of Qualcomm-AI-research/outlier-free-transformers);
+//! the run spec picks one variant at a time, as the paper's experiments do.
 
 pub mod gate;
 pub mod softmax;
@@ -36,6 +36,11 @@ pub struct AttentionConfig {
     pub pi_init: f64,
     /// Causal masking (OPT). Default: false.
     pub causal: bool,
+    /// Init of the output projection: `None` keeps PyTorch's default Linear init (OPT's
+    /// `out_proj` is part of the swapped-in attention module), `Some(σ)` the HF N(0, σ²) init
+    /// (BERT's `BertSelfOutput.dense` is not swapped, so it keeps `initializer_range`).
+    /// Default: `None`.
+    pub out_init_std: Option<f64>,
 }
 
 impl AttentionConfig {
@@ -44,7 +49,7 @@ impl AttentionConfig {
             AttnKind::Vanilla | AttnKind::Gated => ScoreNorm::Softmax,
             AttnKind::Clipped => ScoreNorm::Clipped {
                 gamma: spec.gamma_effective(),
-                zeta: spec.zeta,
+                zeta: spec.zeta_effective(),
             },
             AttnKind::Softmax1 => ScoreNorm::Softmax1,
             AttnKind::Sink => ScoreNorm::Sink,
@@ -57,6 +62,7 @@ impl AttentionConfig {
             gate,
             pi_init: spec.pi_init,
             causal,
+            out_init_std: None,
         }
     }
 
@@ -71,7 +77,10 @@ impl AttentionConfig {
         // Q, K and V are three Linear(d→d) layers stored side by side as one Linear(d→3d):
         // identical math and init (each fan_in = d), one matmul instead of three.
         let qkv = init.linear_default(d, 3 * d, device);
-        let out = init.linear_default(d, d, device);
+        let out = match self.out_init_std {
+            Some(std) => init.linear_normal(d, d, std, device),
+            None => init.linear_default(d, d, device),
+        };
         let gate = self
             .gate
             .map(|kind| Gate::init(kind, d, self.heads, self.pi_init, init, device));

@@ -40,7 +40,10 @@ impl BertConfig {
             d_ff: spec.d_ff,
             seq_len: spec.seq_len,
             init_std: spec.init_std,
-            attention: AttentionConfig::from_spec(spec, false),
+            attention: AttentionConfig {
+                out_init_std: Some(spec.init_std),
+                ..AttentionConfig::from_spec(spec, false)
+            },
         }
     }
 
