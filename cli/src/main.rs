@@ -15,8 +15,8 @@ qtlab — Quantizable Transformers Lab (headless)
 
 USAGE:
   qtlab train [--spec '<canonical spec>'] [--<key> <value>]... [--backend cpu|wgpu]
-              [--out FILE] [--stats-every N] [--quiet]
-  qtlab bench [--backend cpu|wgpu|all] [--steps N]
+              [--out FILE] [--stats-every N] [--threads N] [--quiet]
+  qtlab bench [--backend cpu|wgpu|all] [--bench-steps N] [--threads N]
   qtlab spec  [--spec '<canonical spec>'] [--<key> <value>]...   print the canonical spec
   qtlab help
 
@@ -59,6 +59,8 @@ struct RunOpts {
     quiet: bool,
     bench_steps: usize,
     bench_backends: Vec<Backend>,
+    /// Data-parallel shards on the CPU backend (0 = the default, 2).
+    threads: usize,
 }
 
 fn parse_args(args: &[String]) -> Result<(RunSpec, RunOpts), String> {
@@ -69,6 +71,7 @@ fn parse_args(args: &[String]) -> Result<(RunSpec, RunOpts), String> {
         quiet: false,
         bench_steps: 30,
         bench_backends: vec![Backend::Cpu, Backend::Wgpu],
+        threads: 0,
     };
     let mut spec = RunSpec::default();
     let mut sets: Vec<(String, String)> = Vec::new();
@@ -105,6 +108,11 @@ fn parse_args(args: &[String]) -> Result<(RunSpec, RunOpts), String> {
                     .parse()
                     .map_err(|_| format!("--stats-every expects a number, got `{value}`"))?
             }
+            "threads" => {
+                opts.threads = value
+                    .parse()
+                    .map_err(|_| format!("--threads expects a number, got `{value}`"))?
+            }
             "bench-steps" => {
                 opts.bench_steps = value
                     .parse()
@@ -130,6 +138,19 @@ fn parse_args(args: &[String]) -> Result<(RunSpec, RunOpts), String> {
     spec.validate().map_err(|e| e.to_string())?;
     Ok((spec, opts))
 }
+
+/// Shards per CPU step: `--threads`, else 2. A fixed default rather than the core count, so
+/// that a spec reproduces bit for bit on any machine (shard count changes float rounding).
+/// GPU backends use one.
+fn cpu_threads(opts: &RunOpts, backend: Backend) -> usize {
+    match backend {
+        Backend::Wgpu => 1,
+        Backend::Cpu if opts.threads > 0 => opts.threads,
+        Backend::Cpu => DEFAULT_CPU_THREADS,
+    }
+}
+
+const DEFAULT_CPU_THREADS: usize = 2;
 
 fn cmd_spec(args: &[String]) -> Result<(), String> {
     let (spec, _) = parse_args(args)?;
@@ -214,6 +235,7 @@ fn cmd_train(args: &[String]) -> Result<(), String> {
     }
     let device = opts.backend.device();
     let mut trainer = Trainer::new(spec, data, &device);
+    trainer.set_threads(cpu_threads(&opts, opts.backend));
     let mut bar = Bar {
         tty: std::io::stderr().is_terminal(),
         quiet: opts.quiet,
@@ -274,6 +296,8 @@ fn cmd_bench(args: &[String]) -> Result<(), String> {
         let data = RunData::load(&spec, None).map_err(|e| e.to_string())?;
         let device = backend.device();
         let mut trainer = Trainer::new(spec.clone(), data, &device);
+        let threads = cpu_threads(&opts, backend);
+        trainer.set_threads(threads);
         let t_first = Instant::now();
         trainer.step_sync(false).map_err(|e| e.to_string())?;
         let first_ms = t_first.elapsed().as_secs_f64() * 1e3;
@@ -302,7 +326,7 @@ fn cmd_bench(args: &[String]) -> Result<(), String> {
             }
         }
         println!(
-            "{:<5} breakdown (synchronised, ms): batch {:.2}  forward {:.2}  backward {:.2}  optimizer {:.2}  readback {:.2}",
+            "{:<5} breakdown (synchronised, one thread, ms): batch {:.2}  forward {:.2}  backward {:.2}  optimizer {:.2}  readback {:.2}",
             backend.name(),
             phases[0],
             phases[1],
@@ -311,7 +335,7 @@ fn cmd_bench(args: &[String]) -> Result<(), String> {
             phases[4]
         );
         println!(
-            "{:<5} ms/step mean {mean:7.2}  median {:7.2}  min {:7.2}  (with per-step inf-norm stats {with_stats:7.2})  first step {first_ms:8.1} ms  peak RSS {:.0} MiB",
+            "{:<5} threads {threads}  ms/step mean {mean:7.2}  median {:7.2}  min {:7.2}  (with per-step inf-norm stats {with_stats:7.2})  first step {first_ms:8.1} ms  peak RSS {:.0} MiB",
             backend.name(),
             times[n / 2],
             times[0],

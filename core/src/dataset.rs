@@ -230,6 +230,38 @@ fn image_host_batch(spec: &RunSpec, set: &ImageSet, idx: &[usize]) -> HostBatch 
 }
 
 impl HostBatch {
+    /// Splits the batch into `n` shards of whole sequences (the first shards take the extra
+    /// sequences), for data-parallel CPU steps.
+    pub fn split(&self, n: usize) -> Vec<HostBatch> {
+        let n = n.clamp(1, self.batch.max(1));
+        let rows_per_seq = self.target.len() / self.batch.max(1);
+        let mut out = Vec::with_capacity(n);
+        let mut start = 0;
+        for i in 0..n {
+            let len = self.batch / n + usize::from(i < self.batch % n);
+            let (a, b) = (start, start + len);
+            start = b;
+            let input = match &self.input {
+                HostInput::Tokens(ids) => {
+                    HostInput::Tokens(ids[a * self.seq..b * self.seq].to_vec())
+                }
+                HostInput::Patches(px, np) => {
+                    let per = px.len() / self.batch.max(1);
+                    HostInput::Patches(px[a * per..b * per].to_vec(), *np)
+                }
+            };
+            out.push(HostBatch {
+                input,
+                target: self.target[a * rows_per_seq..b * rows_per_seq].to_vec(),
+                weight: self.weight[a * rows_per_seq..b * rows_per_seq].to_vec(),
+                delim: self.delim[a * self.seq..b * self.seq].to_vec(),
+                batch: len,
+                seq: self.seq,
+            });
+        }
+        out
+    }
+
     pub fn to_device(&self, spec: &RunSpec, device: &Device) -> DeviceBatch {
         let (b, t) = (self.batch, self.seq);
         let input = match &self.input {

@@ -10,6 +10,7 @@ pub mod dataset;
 pub mod init;
 pub mod metrics;
 pub mod model;
+pub mod quant;
 pub mod record;
 pub mod rng;
 pub mod spec;

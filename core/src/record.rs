@@ -11,6 +11,8 @@ pub struct RunRecord {
     pub fingerprint: String,
     pub warnings: Vec<String>,
     pub backend: String,
+    /// Data-parallel shards per CPU step (changes float rounding, not the math).
+    pub threads: usize,
     /// Training loss per step.
     pub losses: Vec<f64>,
     /// Global gradient norm per step (before clipping).
@@ -50,6 +52,7 @@ pub fn run_native(
         fingerprint: spec.fingerprint(),
         warnings: spec.warnings(),
         backend: backend.to_string(),
+        threads: trainer.threads(),
         losses: Vec::new(),
         grad_norms: Vec::new(),
         inf_norm_curve: Vec::new(),

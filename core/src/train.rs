@@ -12,7 +12,7 @@ use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Gradients, Tensor};
 
 use crate::data::DataError;
-use crate::dataset::{DeviceBatch, RunData};
+use crate::dataset::{DeviceBatch, HostBatch, RunData};
 use crate::init::Init;
 use crate::metrics::{self, OutlierAccumulator, OutlierReport};
 use crate::model::{Model, ModelOutput, TapKind};
@@ -78,23 +78,33 @@ impl AdamW {
 
     /// Applies one update; returns the global gradient norm (before clipping) as a device scalar.
     pub fn step<M: Module>(&mut self, model: M, mut grads: Gradients, lr: f64) -> (M, Tensor<1>) {
-        let mut collect = GradCollector {
-            grads: &mut grads,
-            out: HashMap::new(),
-            sq_sum: None,
-        };
-        model.visit(&mut collect);
-        let GradCollector {
-            out: flat_grads,
-            sq_sum,
-            ..
-        } = collect;
+        let flat = collect_grads(&model, &mut grads);
+        self.apply(model, flat, lr)
+    }
+
+    /// Applies one update from gradients already pulled out of the autodiff graph(s), keyed by
+    /// parameter; returns the global gradient norm (before clipping).
+    pub fn apply<M: Module>(
+        &mut self,
+        model: M,
+        flat_grads: HashMap<ParamId, Tensor<1>>,
+        lr: f64,
+    ) -> (M, Tensor<1>) {
         let device = model
             .devices()
             .first()
             .cloned()
             .expect("model has a device")
             .inner();
+        // Sum in parameter-visit order, not hash order, so the norm is bit-reproducible.
+        let mut order = OrderVisitor(Vec::new());
+        model.visit(&mut order);
+        let sq_sum = order
+            .0
+            .iter()
+            .filter_map(|id| flat_grads.get(id))
+            .map(|g| g.clone().powi_scalar(2).sum())
+            .reduce(|a, b| a + b);
         let norm = sq_sum
             .map(|s| s.sqrt())
             .unwrap_or_else(|| Tensor::zeros([1], &device)); // [1]
@@ -118,25 +128,45 @@ impl AdamW {
     }
 }
 
-/// First pass: pull every gradient out (flattened) and sum their squares for the global norm.
+/// Pulls every parameter's gradient out of `grads`, flattened, keyed by parameter id.
+pub fn collect_grads<M: Module>(model: &M, grads: &mut Gradients) -> HashMap<ParamId, Tensor<1>> {
+    let mut collect = GradCollector {
+        grads,
+        out: HashMap::new(),
+    };
+    model.visit(&mut collect);
+    collect.out
+}
+
+struct OrderVisitor(Vec<ParamId>);
+
+impl ModuleVisitor for OrderVisitor {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        self.0.push(param.id);
+    }
+}
+
+/// Gives every parameter a fresh autodiff leaf, so that a shard's graph shares no node with
+/// another shard's and Burn keeps their graphs (and locks) apart.
+struct Releaf;
+
+impl ModuleMapper for Releaf {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        param.map(|t| Tensor::from_inner(t.inner()).require_grad())
+    }
+}
+
+/// Pulls every gradient out, flattened.
 struct GradCollector<'a> {
     grads: &'a mut Gradients,
     out: HashMap<ParamId, Tensor<1>>,
-    sq_sum: Option<Tensor<1>>,
 }
 
 impl ModuleVisitor for GradCollector<'_> {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        let tensor = param.val();
-        if let Some(g) = tensor.grad_remove(self.grads) {
+        if let Some(g) = param.val().grad_remove(self.grads) {
             let n = g.shape().num_elements();
-            let g = g.reshape([n]); // [n]
-            let sq = g.clone().powi_scalar(2).sum(); // [1]
-            self.sq_sum = Some(match self.sq_sum.take() {
-                Some(s) => s + sq,
-                None => sq,
-            });
-            self.out.insert(param.id, g);
+            self.out.insert(param.id, g.reshape([n])); // [n]
         }
     }
 }
@@ -300,7 +330,56 @@ pub struct Trainer {
     device: Device,
     order: Rng,
     mask: Rng,
+    threads: usize,
     pub step: usize,
+}
+
+/// One shard's contribution to a training step.
+struct ShardResult {
+    /// Σ over the shard of w·(−log p) / Σ over the whole batch of w. `[1]`
+    loss: Tensor<1>,
+    grads: HashMap<ParamId, Tensor<1>>,
+    /// Per headline tap, Σ over the shard's sequences of ‖x‖∞ (empty without stats).
+    stats: Vec<Tensor<1>>,
+}
+
+/// Forward and backward of one shard. With `releaf`, the shard works on fresh parameter
+/// leaves so that concurrent shards build independent autodiff graphs.
+fn run_shard(
+    model: &Model,
+    host: &HostBatch,
+    spec: &RunSpec,
+    device: &Device,
+    total_weight: f32,
+    with_stats: bool,
+    releaf: bool,
+) -> ShardResult {
+    let model = if releaf {
+        model.clone().map(&mut Releaf)
+    } else {
+        model.clone()
+    };
+    let mut batch = host.to_device(spec, device);
+    batch.weight_sum = total_weight;
+    let ModelOutput { logits, taps } = model.forward(batch.input_clone());
+    let loss = weighted_cross_entropy(logits, &batch);
+    let headline = model.headline_kind();
+    let stats = if with_stats {
+        taps.tracked
+            .iter()
+            .filter(|t| t.kind == headline)
+            .map(|t| metrics::inf_norm_per_seq(t.x.clone().inner()).sum())
+            .collect()
+    } else {
+        Vec::new()
+    };
+    drop(taps);
+    let mut grads = loss.backward();
+    ShardResult {
+        loss: loss.inner(),
+        grads: collect_grads(&model, &mut grads),
+        stats,
+    }
 }
 
 #[derive(Debug)]
@@ -346,6 +425,7 @@ impl Trainer {
             opt: AdamW::new(&spec),
             order: Rng::stream(spec.seed, Stream::Order),
             mask: Rng::stream(spec.seed, Stream::Mask),
+            threads: 1,
             spec,
             data,
             model: Some(model),
@@ -374,25 +454,71 @@ impl Trainer {
         let host = self
             .data
             .train_batch(&self.spec, &mut self.order, &mut self.mask);
-        let batch = host.to_device(&self.spec, &self.device);
         let model = self.model.take().expect("model present between steps");
-        let headline = model.headline_kind();
-        let ModelOutput { logits, taps } = model.forward(batch.input_clone());
-        let loss = weighted_cross_entropy(logits, &batch);
-        let mut parts = vec![loss.clone().inner()];
-        let mut headline_layers = 0;
-        let grads = loss.backward();
-        let lr = lr_at(&self.spec, self.step);
-        let (model, grad_norm) = self.opt.step(model, grads, lr);
-        parts.push(grad_norm);
-        if with_stats {
-            for tap in taps.tracked.iter().filter(|t| t.kind == headline) {
-                let x = tap.x.clone().inner();
-                parts.push(metrics::inf_norm_per_seq(x).mean());
-                headline_layers += 1;
+        let total_weight: f32 = host.weight.iter().sum();
+        let shards = host.split(self.threads);
+        let (spec, device) = (&self.spec, &self.device);
+        let results: Vec<ShardResult> = if shards.len() == 1 {
+            vec![run_shard(
+                &model,
+                &shards[0],
+                spec,
+                device,
+                total_weight,
+                with_stats,
+                false,
+            )]
+        } else {
+            std::thread::scope(|scope| {
+                let model = &model;
+                let handles: Vec<_> = shards[1..]
+                    .iter()
+                    .map(|sh| {
+                        scope.spawn(move || {
+                            run_shard(model, sh, spec, device, total_weight, with_stats, true)
+                        })
+                    })
+                    .collect();
+                let mut results = vec![run_shard(
+                    model,
+                    &shards[0],
+                    spec,
+                    device,
+                    total_weight,
+                    with_stats,
+                    true,
+                )];
+                results.extend(
+                    handles
+                        .into_iter()
+                        .map(|h| h.join().expect("training shard panicked")),
+                );
+                results
+            })
+        };
+        // Combine in shard order so the result does not depend on thread timing.
+        let mut results = results.into_iter();
+        let first = results.next().expect("at least one shard");
+        let (mut loss, mut grads, mut stats) = (first.loss, first.grads, first.stats);
+        for r in results {
+            loss = loss + r.loss;
+            for (id, g) in r.grads {
+                let sum = match grads.remove(&id) {
+                    Some(acc) => acc + g,
+                    None => g,
+                };
+                grads.insert(id, sum);
             }
+            stats = stats.into_iter().zip(r.stats).map(|(a, b)| a + b).collect();
         }
+        let lr = lr_at(&self.spec, self.step);
+        let (model, grad_norm) = self.opt.apply(model, grads, lr);
         self.model = Some(model);
+        let headline_layers = stats.len();
+        let batch = self.spec.batch as f64;
+        let mut parts = vec![loss, grad_norm];
+        // Shard stats are sums over sequences; the report wants the batch mean.
+        parts.extend(stats.into_iter().map(|s| s.div_scalar(batch)));
         let step = self.step;
         self.step += 1;
         PendingStep {
@@ -401,6 +527,17 @@ impl Trainer {
             packed: Tensor::cat(parts, 0),
             headline_layers,
         }
+    }
+
+    /// Data-parallel shards for CPU steps (native only; the browser has no threads and GPUs
+    /// gain nothing). Splitting changes float rounding, not the math, and is deterministic for
+    /// a given count. Default: 1.
+    pub fn set_threads(&mut self, threads: usize) {
+        self.threads = threads.max(1);
+    }
+
+    pub fn threads(&self) -> usize {
+        self.threads
     }
 
     /// One training step with the device synchronised between phases, for `qtlab bench`'s

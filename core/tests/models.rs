@@ -281,3 +281,39 @@ fn alpha_sets_gamma_from_the_sequence_length_and_forces_zeta_one() {
         }
     );
 }
+
+#[test]
+fn data_parallel_shards_match_one_thread_and_are_deterministic() {
+    for text in [
+        "model=bert&attn=gated&layers=1&d=32&heads=2&ffn=64&seq=16&batch=5&steps=20&seed=8",
+        "model=vit&attn=clipped&layers=1&d=32&heads=2&ffn=64&img=16&patch=4&batch=6&steps=20&seed=8",
+    ] {
+        let s = spec(text);
+        let run = |threads: usize| {
+            let mut tr = Trainer::new(s.clone(), RunData::load(&s, None).unwrap(), &Device::flex());
+            tr.set_threads(threads);
+            (0..5)
+                .map(|_| {
+                    let r = tr.step_sync(true).unwrap();
+                    (r.loss, r.grad_norm, r.inf_norms[0])
+                })
+                .collect::<Vec<_>>()
+        };
+        let one = run(1);
+        let two = run(2);
+        assert_eq!(two, run(2), "{text}: sharded runs must be bit-identical");
+        for (a, b) in one.iter().zip(&two) {
+            assert!(
+                (a.0 - b.0).abs() < 1e-4 && (a.1 - b.1).abs() < 1e-3 * a.1.max(1.0),
+                "{text}: {one:?} vs {two:?}"
+            );
+            assert!(
+                (a.2 - b.2).abs() < 1e-3 * a.2.max(1.0),
+                "{text}: {one:?} vs {two:?}"
+            );
+        }
+        // Three shards of a batch of 5 or 6 exercise uneven splits.
+        let three = run(3);
+        assert!((three[4].0 - one[4].0).abs() < 1e-3, "{text}");
+    }
+}

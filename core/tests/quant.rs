@@ -1,0 +1,161 @@
+//! Quantizer math against hand-computed values, STE gradient masks and range estimators.
+
+use burn::tensor::{Device, Tensor, TensorData};
+use qtlab_core::quant::{
+    QuantParams, RangeEstimator, RangeState, fake_quant, fake_quant_host, mse_weight_range,
+};
+
+fn t1(v: Vec<f32>, d: &Device) -> Tensor<1> {
+    let n = v.len();
+    Tensor::from_data(TensorData::new(v, [n]), d)
+}
+
+fn vals(t: Tensor<1>) -> Vec<f32> {
+    t.into_data().try_into_vec::<f32>().unwrap()
+}
+
+#[test]
+fn asymmetric_grid_by_hand() {
+    // [−1, 3] at 8 bits: Δ = 4/255, zp = round(1/Δ) = round(63.75) = 64.
+    let p = QuantParams::asymmetric(-1.0, 3.0, 8);
+    assert!((p.scale - 4.0 / 255.0).abs() < 1e-9);
+    assert_eq!((p.zero_point, p.qmin, p.qmax), (64.0, 0.0, 255.0));
+    assert_eq!(fake_quant_host(0.0, &p), 0.0, "zero is exact");
+    // 3 → round(191.25) + 64 = 255 → (255 − 64)·Δ
+    assert!((fake_quant_host(3.0, &p) - 191.0 * 4.0 / 255.0).abs() < 1e-6);
+    // Clamped below: −5 → q = 0 → −64·Δ.
+    assert!((fake_quant_host(-5.0, &p) + 64.0 * 4.0 / 255.0).abs() < 1e-6);
+    // A positive-only range is widened to contain 0.
+    let q = QuantParams::asymmetric(0.5, 2.0, 8);
+    assert_eq!(q.zero_point, 0.0);
+    assert!((q.scale - 2.0 / 255.0).abs() < 1e-9);
+    assert_eq!(QuantParams::asymmetric(-1.0, 3.0, 4).qmax, 15.0);
+}
+
+#[test]
+fn symmetric_grids_by_hand() {
+    // Signed when the tensor has negatives: Δ = max(|−2|, 1)/127, grid [−128, 127].
+    let p = QuantParams::symmetric(-2.0, 1.0, 8);
+    assert!((p.scale - 2.0 / 127.0).abs() < 1e-9);
+    assert_eq!((p.zero_point, p.qmin, p.qmax), (0.0, -128.0, 127.0));
+    assert!((fake_quant_host(-2.0, &p) + 2.0).abs() < 1e-6);
+    assert!(
+        (fake_quant_host(-2.2, &p) + 128.0 * 2.0 / 127.0).abs() < 1e-6,
+        "clamped to −128"
+    );
+    // Unsigned otherwise: Δ = 2.55/255 = 0.01, grid [0, 255].
+    let u = QuantParams::symmetric(0.0, 2.55, 8);
+    assert!((u.scale - 0.01).abs() < 1e-9);
+    assert_eq!((u.qmin, u.qmax), (0.0, 255.0));
+    assert!((fake_quant_host(1.234, &u) - 1.23).abs() < 1e-6);
+}
+
+#[test]
+fn tensor_fake_quant_matches_the_host_reference_including_ties() {
+    let d = Device::flex();
+    // Δ = 1.875/15 = 0.125 exactly, so the ties below are exact ties.
+    let p = QuantParams::asymmetric(-1.0, 0.875, 4);
+    assert_eq!((p.scale, p.zero_point), (0.125, 8.0));
+    let xs: Vec<f32> = vec![
+        -1.5,
+        -1.0,
+        -0.5 * p.scale,
+        0.5 * p.scale,
+        1.5 * p.scale,
+        2.5 * p.scale,
+        0.3,
+        0.99,
+        1.7,
+    ];
+    let got = vals(fake_quant(t1(xs.clone(), &d), &p));
+    for (x, g) in xs.iter().zip(&got) {
+        assert!(
+            (g - fake_quant_host(*x, &p)).abs() < 1e-6,
+            "x={x}: {g} vs {}",
+            fake_quant_host(*x, &p)
+        );
+    }
+    // Ties round to even: 0.5Δ → 0, 1.5Δ → 2Δ, 2.5Δ → 2Δ.
+    assert!(
+        got[3].abs() < 1e-7
+            && (got[4] - 2.0 * p.scale).abs() < 1e-6
+            && (got[5] - 2.0 * p.scale).abs() < 1e-6,
+        "{got:?}"
+    );
+}
+
+#[test]
+fn straight_through_gradient_is_one_inside_and_zero_outside_the_range() {
+    let d = Device::flex().autodiff();
+    let p = QuantParams::asymmetric(-1.0, 1.0, 8);
+    let (lo, hi) = p.range();
+    let x = t1(vec![lo - 0.5, -0.3, 0.0, 0.77, hi + 0.5], &d).require_grad();
+    let g = vals(x.grad(&fake_quant(x.clone(), &p).sum().backward()).unwrap());
+    assert_eq!(g, vec![0.0, 1.0, 1.0, 1.0, 0.0]);
+}
+
+#[test]
+fn sixteen_bits_is_nearly_lossless_and_four_bits_is_not() {
+    let mut rng = qtlab_core::rng::Rng::new(3);
+    let xs: Vec<f32> = (0..10_000).map(|_| rng.normal() as f32).collect();
+    let err = |bits| {
+        let (lo, hi) = xs
+            .iter()
+            .fold((f32::MAX, f32::MIN), |(a, b), &v| (a.min(v), b.max(v)));
+        let p = QuantParams::asymmetric(lo, hi, bits);
+        (xs.iter()
+            .map(|&v| ((fake_quant_host(v, &p) - v) as f64).powi(2))
+            .sum::<f64>()
+            / xs.len() as f64)
+            .sqrt()
+    };
+    assert!(err(16) < 1e-4, "{}", err(16));
+    assert!(err(4) > 0.05, "{}", err(4));
+}
+
+#[test]
+fn range_estimators() {
+    let mut s = RangeState::default();
+    RangeEstimator::CurrentMinMax.update(&mut s, &[0.0, 10.0]);
+    RangeEstimator::CurrentMinMax.update(&mut s, &[-1.0, 2.0]);
+    assert_eq!(
+        (s.min, s.max),
+        (-1.0, 2.0),
+        "current min-max keeps the latest batch"
+    );
+    let mut r = RangeState::default();
+    RangeEstimator::RunningMinMax.update(&mut r, &[0.0, 10.0]);
+    RangeEstimator::RunningMinMax.update(&mut r, &[-10.0, 20.0]);
+    assert!(
+        (r.min + 1.0).abs() < 1e-6 && (r.max - 11.0).abs() < 1e-5,
+        "EMA 0.9: {r:?}"
+    );
+    let values: Vec<f32> = (0..=100).map(|v| v as f32).collect();
+    let mut pc = RangeState::default();
+    RangeEstimator::Percentile(99.0).update(&mut pc, &values);
+    assert!(
+        (pc.min - 1.0).abs() < 1e-5 && (pc.max - 99.0).abs() < 1e-5,
+        "{pc:?}"
+    );
+    // The device path agrees with the host path.
+    let d = Device::flex();
+    let mut dev = RangeState::default();
+    RangeEstimator::RunningMinMax.update_tensor(&mut dev, &t1(vec![3.0, -2.0, 7.0], &d));
+    assert_eq!((dev.min, dev.max, dev.batches), (-2.0, 7.0, 1));
+}
+
+#[test]
+fn mse_weight_range_clips_a_lone_outlier() {
+    let mut rng = qtlab_core::rng::Rng::new(4);
+    let mut w: Vec<f32> = (0..4096).map(|_| 0.05 * rng.normal() as f32).collect();
+    w[7] = 2.0;
+    let (lo, hi) = mse_weight_range(&w, 4);
+    assert!(hi < 2.0 && lo == -hi, "({lo}, {hi})");
+    let sse = |lo: f32, hi: f32| {
+        let p = QuantParams::symmetric(lo, hi, 4);
+        w.iter()
+            .map(|&v| ((fake_quant_host(v, &p) - v) as f64).powi(2))
+            .sum::<f64>()
+    };
+    assert!(sse(lo, hi) < sse(-2.0, 2.0));
+}
