@@ -100,11 +100,13 @@ impl Rng {
         ((self.next_u64() >> 32) * n as u64 >> 32) as usize
     }
 
-    /// Standard normal via Box-Muller (one value per call; simplicity over speed).
+    /// Standard normal via Box-Muller (one value per call; simplicity over speed). Uses the
+    /// `libm` crate's ln and cos rather than the platform's, so the same seed gives the same
+    /// bits natively and in the browser.
     pub fn normal(&mut self) -> f64 {
         let u1 = 1.0 - self.next_f64(); // (0, 1], so ln is finite
         let u2 = self.next_f64();
-        (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
+        (-2.0 * libm::log(u1)).sqrt() * libm::cos(2.0 * std::f64::consts::PI * u2)
     }
 
     /// Fisher-Yates shuffle.
