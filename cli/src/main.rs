@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use qtlab_core::Backend;
 use qtlab_core::dataset::RunData;
+use qtlab_core::quant::{QuantSettings, WeightRange, quantize_and_evaluate};
 use qtlab_core::record::{Progress, run_native};
 use qtlab_core::spec::{KEYS, RunSpec};
 use qtlab_core::train::{EvalReport, StepReport, Trainer};
@@ -16,6 +17,8 @@ qtlab — Quantizable Transformers Lab (headless)
 USAGE:
   qtlab train [--spec '<canonical spec>'] [--<key> <value>]... [--backend cpu|wgpu]
               [--out FILE] [--stats-every N] [--threads N] [--quiet]
+              [--quantize w8a8[,w6a6,...]] [--weight-range minmax|mse]
+              [--act-range running_minmax|current_minmax|percentile:99.999] [--calib-batches N]
   qtlab bench [--backend cpu|wgpu|all] [--bench-steps N] [--threads N]
   qtlab spec  [--spec '<canonical spec>'] [--<key> <value>]...   print the canonical spec
   qtlab help
@@ -61,6 +64,11 @@ struct RunOpts {
     bench_backends: Vec<Backend>,
     /// Data-parallel shards on the CPU backend (0 = the default, 2).
     threads: usize,
+    /// Post-training quantization points (`--quantize w8a8,w6a6`).
+    quant_bits: Vec<(u32, u32)>,
+    weight_range: WeightRange,
+    act_range: String,
+    calib_batches: usize,
 }
 
 fn parse_args(args: &[String]) -> Result<(RunSpec, RunOpts), String> {
@@ -72,6 +80,10 @@ fn parse_args(args: &[String]) -> Result<(RunSpec, RunOpts), String> {
         bench_steps: 30,
         bench_backends: vec![Backend::Cpu, Backend::Wgpu],
         threads: 0,
+        quant_bits: Vec::new(),
+        weight_range: WeightRange::MinMax,
+        act_range: "running_minmax".into(),
+        calib_batches: 16,
     };
     let mut spec = RunSpec::default();
     let mut sets: Vec<(String, String)> = Vec::new();
@@ -112,6 +124,29 @@ fn parse_args(args: &[String]) -> Result<(RunSpec, RunOpts), String> {
                 opts.threads = value
                     .parse()
                     .map_err(|_| format!("--threads expects a number, got `{value}`"))?
+            }
+            "quantize" => {
+                opts.quant_bits = value
+                    .split(',')
+                    .map(QuantSettings::parse_bits)
+                    .collect::<Result<_, _>>()?
+            }
+            "weight-range" => {
+                opts.weight_range = match value.as_str() {
+                    "minmax" => WeightRange::MinMax,
+                    "mse" => WeightRange::Mse,
+                    other => {
+                        return Err(format!("--weight-range expects minmax|mse, got `{other}`"));
+                    }
+                }
+            }
+            "act-range" => opts.act_range = value,
+            "calib-batches" => {
+                opts.calib_batches = value
+                    .parse()
+                    .ok()
+                    .filter(|&n: &usize| (1..=10_000).contains(&n))
+                    .ok_or_else(|| format!("--calib-batches expects 1..=10000, got `{value}`"))?
             }
             "bench-steps" => {
                 opts.bench_steps = value
@@ -242,12 +277,44 @@ fn cmd_train(args: &[String]) -> Result<(), String> {
         last_inf: None,
         t0: Instant::now(),
     };
-    let rec = run_native(
+    let mut rec = run_native(
         &mut trainer,
         opts.backend.name(),
         opts.stats_every,
         &mut bar,
     );
+    if rec.error.is_none() {
+        for &(w_bits, a_bits) in &opts.quant_bits {
+            let settings = QuantSettings {
+                w_bits,
+                a_bits,
+                weight_range: opts.weight_range,
+                act_range: opts.act_range.clone(),
+                calib_batches: opts.calib_batches,
+            };
+            settings.estimator()?;
+            match quantize_and_evaluate(&trainer, &settings) {
+                Ok(q) => {
+                    if !opts.quiet {
+                        eprintln!(
+                            "W{w_bits}A{a_bits}: FP {}  quantized {}  worst activation SQNR {}",
+                            show_metric(&q.fp),
+                            show_metric(&q.quantized),
+                            q.act_sqnr
+                                .iter()
+                                .min_by(|a, b| a.sqnr_db.total_cmp(&b.sqnr_db))
+                                .map_or("-".into(), |s| format!(
+                                    "{:.1} dB ({})",
+                                    s.sqnr_db, s.name
+                                ))
+                        );
+                    }
+                    rec.quant.push(q);
+                }
+                Err(e) => rec.error = Some(format!("quantization failed: {e}")),
+            }
+        }
+    }
     if let Some(path) = &opts.out {
         let json = serde_json::to_string_pretty(&rec).map_err(|e| e.to_string())?;
         std::fs::write(path, json).map_err(|e| format!("cannot write `{path}`: {e}"))?;
@@ -269,6 +336,14 @@ fn cmd_train(args: &[String]) -> Result<(), String> {
     match rec.error {
         Some(err) => Err(err),
         None => Ok(()),
+    }
+}
+
+fn show_metric(m: &qtlab_core::quant::calibrate::QuantMetric) -> String {
+    match (m.ppl, m.accuracy) {
+        (Some(p), _) => format!("ppl {p:.3}"),
+        (_, Some(a)) => format!("acc {:.2}%", 100.0 * a),
+        _ => String::new(),
     }
 }
 

@@ -144,3 +144,60 @@ fn a_tiny_run_writes_the_record() {
     let _ = std::fs::remove_file(out);
     let _ = std::fs::remove_file(out2);
 }
+
+#[test]
+fn quantize_adds_a_quant_object_per_bit_width() {
+    let out = tmp("quant.json");
+    let (code, _, err) = qtlab(&[
+        "train",
+        "--model",
+        "opt",
+        "--layers",
+        "1",
+        "--d",
+        "16",
+        "--heads",
+        "2",
+        "--ffn",
+        "32",
+        "--seq",
+        "16",
+        "--batch",
+        "4",
+        "--steps",
+        "4",
+        "--eval_batches",
+        "2",
+        "--quantize",
+        "w8a8,w4a4",
+        "--calib-batches",
+        "2",
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let rec: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    let q = rec["quant"].as_array().unwrap();
+    assert_eq!(q.len(), 2);
+    assert_eq!(q[1]["settings"]["a_bits"], 4);
+    for key in ["fp", "quantized", "act_sqnr", "weight_sqnr"] {
+        assert!(!q[0][key].is_null(), "{key}");
+    }
+    assert!(q[0]["quantized"]["ppl"].as_f64().unwrap() > 1.0);
+    assert_refused(&["train", "--quantize", "w8"], "w8a8");
+    assert_refused(
+        &[
+            "train",
+            "--steps",
+            "2",
+            "--quantize",
+            "w8a8",
+            "--act-range",
+            "median",
+        ],
+        "activation range",
+    );
+    let _ = std::fs::remove_file(out);
+}

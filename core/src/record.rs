@@ -23,6 +23,9 @@ pub struct RunRecord {
     pub evals: Vec<EvalReport>,
     /// The final evaluation.
     pub eval: Option<EvalReport>,
+    /// Post-training quantization results, one per bit-width point (`--quantize`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub quant: Vec<crate::quant::QuantReport>,
     /// Set when the run stopped early (divergence); the curves up to that point are kept.
     pub error: Option<String>,
     pub wall_seconds: f64,
@@ -58,6 +61,7 @@ pub fn run_native(
         inf_norm_curve: Vec::new(),
         evals: Vec::new(),
         eval: None,
+        quant: Vec::new(),
         error: None,
         wall_seconds: 0.0,
         ms_per_step: 0.0,

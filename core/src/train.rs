@@ -252,6 +252,31 @@ pub fn weighted_cross_entropy(logits: Tensor<2>, batch: &DeviceBatch) -> Tensor<
         .div_scalar(batch.weight_sum.max(1.0) as f64)
 }
 
+/// `[loss, correct]` of one evaluation batch, read back (correct is 0 for the language models).
+pub fn batch_loss_and_correct(
+    logits: Tensor<2>,
+    batch: &DeviceBatch,
+    classify: bool,
+) -> Result<[f64; 2], TrainError> {
+    let device = logits.device();
+    let correct = if classify {
+        logits
+            .clone()
+            .argmax(1)
+            .equal(batch.target.clone())
+            .float()
+            .sum() // [1]
+    } else {
+        Tensor::zeros([1], &device)
+    };
+    let loss = weighted_cross_entropy(logits, batch);
+    let v = Tensor::cat(vec![loss, correct], 0)
+        .into_data()
+        .try_into_vec::<f32>()
+        .map_err(|e| TrainError::Device(format!("{e:?}")))?;
+    Ok([v[0] as f64, v[1] as f64])
+}
+
 /// A queued training step. Holds device tensors; reading them is the only sync point.
 pub struct PendingStep {
     pub step: usize,

@@ -159,3 +159,187 @@ fn mse_weight_range_clips_a_lone_outlier() {
     };
     assert!(sse(lo, hi) < sse(-2.0, 2.0));
 }
+
+mod placement {
+    use burn::tensor::Device;
+    use qtlab_core::dataset::RunData;
+    use qtlab_core::model::Model;
+    use qtlab_core::quant::{
+        ActQuant, QuantSettings, RangeEstimator, SiteMode, WeightRange, quantize_and_evaluate,
+        quantize_weights,
+    };
+    use qtlab_core::spec::RunSpec;
+    use qtlab_core::train::Trainer;
+
+    fn trainer(text: &str) -> Trainer {
+        let s = RunSpec::parse(text).unwrap();
+        let mut tr = Trainer::new(s.clone(), RunData::load(&s, None).unwrap(), &Device::flex());
+        for _ in 0..3 {
+            tr.step_sync(false).unwrap();
+        }
+        tr
+    }
+
+    fn sites(tr: &Trainer) -> Vec<String> {
+        let mut aq = ActQuant::new(SiteMode::Calibrate, 8, RangeEstimator::RunningMinMax);
+        let host = tr.data.eval_batch(&tr.spec, 0);
+        let batch = host.to_device(&tr.spec, &tr.device().clone().inner());
+        let _ = tr.model().valid().forward_q(batch.input_clone(), &mut aq);
+        aq.names.clone()
+    }
+
+    use burn::module::Module;
+
+    #[test]
+    fn the_quantizers_sit_where_the_papers_code_puts_them() {
+        let per_layer = [
+            "q",
+            "k",
+            "v",
+            "scores",
+            "probs",
+            "context",
+            "out_proj",
+            "attn_resid",
+            "fc1",
+            "fc2",
+            "ffn_resid",
+        ];
+        for (text, model_level) in [
+            (
+                "model=bert&attn=gated&layers=2&d=16&heads=2&ffn=32&seq=16&batch=4&eval_batches=2",
+                vec!["emb.sum", "emb.ln"],
+            ),
+            (
+                "model=opt&attn=clipped&layers=2&d=16&heads=2&ffn=32&seq=16&batch=4&eval_batches=2",
+                vec!["emb.sum", "final_ln"],
+            ),
+            (
+                "model=vit&layers=2&d=16&heads=2&ffn=32&img=16&patch=4&batch=4&eval_batches=2",
+                vec!["patch_embed", "patch_ln", "emb.sum", "final_ln"],
+            ),
+        ] {
+            let tr = trainer(text);
+            let names = sites(&tr);
+            // 13 per layer (the 11 above plus the two LayerNorm outputs) and the model-level ones.
+            assert_eq!(names.len(), 2 * 13 + model_level.len(), "{text}: {names:?}");
+            for l in 0..2 {
+                for s in per_layer.iter().chain(&["attn_ln", "ffn_ln"]) {
+                    let n = format!("layer{l}.{s}");
+                    assert_eq!(
+                        names.iter().filter(|x| **x == n).count(),
+                        1,
+                        "{text}: {n} in {names:?}"
+                    );
+                }
+            }
+            for m in model_level {
+                assert!(
+                    names.iter().any(|x| x == m),
+                    "{text}: {m} missing from {names:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn weights_quantized_except_heads_gates_and_biases() {
+        let tr = trainer(
+            "model=bert&attn=gated&gate=allheads&layers=2&d=16&heads=2&ffn=32&seq=16&batch=4",
+        );
+        let (q, report) = quantize_weights(tr.model(), 8, WeightRange::MinMax);
+        // tokens, positions, emb LN γ; per layer qkv, out, attn LN γ, fc1, fc2, FFN LN γ.
+        assert_eq!(
+            report.len(),
+            3 + 2 * 6,
+            "{:?}",
+            report.iter().map(|r| &r.name).collect::<Vec<_>>()
+        );
+        assert!(
+            report
+                .iter()
+                .all(|r| !r.name.contains("head") && !r.name.contains("gate"))
+        );
+        assert!(report.iter().all(|r| r.sqnr_db > 20.0), "{report:?}");
+        let (Model::Bert(fp), Model::Bert(qb)) = (tr.model(), &q) else {
+            panic!()
+        };
+        let fp_w = fp
+            .tokens
+            .weight
+            .val()
+            .inner()
+            .into_data()
+            .try_into_vec::<f32>()
+            .unwrap();
+        let head = qb
+            .head_weight
+            .clone()
+            .unwrap()
+            .into_data()
+            .try_into_vec::<f32>()
+            .unwrap();
+        let qw = qb
+            .tokens
+            .weight
+            .val()
+            .into_data()
+            .try_into_vec::<f32>()
+            .unwrap();
+        assert_eq!(fp_w, head, "the tied MLM decoder keeps the FP weights");
+        assert_ne!(fp_w, qw, "the embedding lookup uses quantized weights");
+    }
+
+    fn settings(w: u32, a: u32) -> QuantSettings {
+        QuantSettings {
+            w_bits: w,
+            a_bits: a,
+            weight_range: WeightRange::MinMax,
+            act_range: "running_minmax".into(),
+            calib_batches: 4,
+        }
+    }
+
+    #[test]
+    fn sixteen_bits_keeps_the_fp_metric_and_calibration_is_deterministic() {
+        for text in [
+            "model=opt&layers=2&d=32&heads=2&ffn=64&seq=16&batch=8&eval_batches=2",
+            "model=vit&layers=1&d=32&heads=2&ffn=64&img=16&patch=4&batch=16&eval_batches=2",
+        ] {
+            let tr = trainer(text);
+            let r16 = quantize_and_evaluate(&tr, &settings(16, 16)).unwrap();
+            assert!(
+                (r16.quantized.loss - r16.fp.loss).abs() < 2e-3 * r16.fp.loss,
+                "{text}: {:?} vs {:?}",
+                r16.quantized,
+                r16.fp
+            );
+            let r4 = quantize_and_evaluate(&tr, &settings(4, 4)).unwrap();
+            assert!(
+                (r4.quantized.loss - r4.fp.loss).abs() > (r16.quantized.loss - r16.fp.loss).abs(),
+                "{text}"
+            );
+            assert_eq!(
+                r4,
+                quantize_and_evaluate(&tr, &settings(4, 4)).unwrap(),
+                "{text}: frozen calibration repeats exactly"
+            );
+            assert!(!r4.act_sqnr.is_empty() && r4.act_sqnr.iter().all(|s| s.sqnr_db.is_finite()));
+            let worst16 = r16
+                .act_sqnr
+                .iter()
+                .map(|s| s.sqnr_db)
+                .fold(f64::INFINITY, f64::min);
+            let worst4 = r4
+                .act_sqnr
+                .iter()
+                .map(|s| s.sqnr_db)
+                .fold(f64::INFINITY, f64::min);
+            assert!(worst4 < worst16, "{text}");
+        }
+        assert!(QuantSettings::parse_bits("w8a6") == Ok((8, 6)));
+        assert!(
+            QuantSettings::parse_bits("w1a8").is_err() && QuantSettings::parse_bits("8/8").is_err()
+        );
+    }
+}

@@ -14,6 +14,7 @@ use burn::nn::Linear;
 use burn::tensor::{Bool, Device, Tensor};
 
 use crate::init::Init;
+use crate::quant::ActQuant;
 use crate::spec::{AttnKind, GateKind, RunSpec};
 pub use gate::Gate;
 pub use softmax::ScoreNorm;
@@ -133,34 +134,49 @@ impl Attention {
     /// - `x`: `[batch, seq, d_model]` (the attention module's input hidden state; the gate reads it too)
     /// - output: see [`AttentionOutput`]
     pub fn forward(&self, x: Tensor<3>) -> AttentionOutput {
+        self.forward_q(x, &mut ActQuant::off(), 0)
+    }
+
+    /// [`Attention::forward`] with activation quantizers where the paper's code has them:
+    /// Q, K, V outputs, scores (scaled, before the mask), probabilities, the context (after the
+    /// gate and the head merge for BERT/ViT, before the gate for OPT) and the output projection.
+    /// The gate itself stays in floating point.
+    pub fn forward_q(&self, x: Tensor<3>, aq: &mut ActQuant, layer: usize) -> AttentionOutput {
         let [b, t, d] = x.dims();
         let h = self.heads;
         let dh = d / h;
+        let l = Some(layer);
         let qkv = self.qkv.forward(x.clone()); // [b, t, 3d]
-        let split = |i: usize| {
-            qkv.clone()
-                .narrow(2, i * d, d)
-                .reshape([b, t, h, dh])
-                .swap_dims(1, 2)
-        }; // [b, h, t, dh]
-        let (q, k, v) = (split(0), split(1), split(2));
+        let part = |i: usize| qkv.clone().narrow(2, i * d, d); // [b, t, d]
+        let heads = |y: Tensor<3>| y.reshape([b, t, h, dh]).swap_dims(1, 2); // [b, h, t, dh]
+        let q = heads(aq.site(l, "q", part(0)));
+        let k = heads(aq.site(l, "k", part(1)));
+        let v = heads(aq.site(l, "v", part(2)));
 
         let scale = 1.0 / (dh as f64).sqrt();
-        let mut scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(scale); // [b, h, t, t]
+        let scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(scale); // [b, h, t, t]
+        let mut scores = aq.site(l, "scores", scores);
         if self.causal {
             let mask = causal_mask(t, &scores.device()).unsqueeze::<4>(); // [1, 1, t, t]
             scores = scores.mask_fill(mask.expand([b, h, t, t]), softmax::MASKED_LOGIT);
         }
         let sink = self.sink.as_ref().map(|s| s.val());
-        let probs = self.norm.apply(scores, sink); // [b, h, t, t]
+        let probs = aq.site(l, "probs", self.norm.apply(scores, sink)); // [b, h, t, t]
         let mut context = probs.clone().matmul(v); // [b, h, t, dh]
+        // OPT's quantized attention quantizes the context before the gate; BERT's after it.
+        if self.causal {
+            context = aq.site(l, "context", context);
+        }
         let gate = self.gate.as_ref().map(|g| g.forward(x)); // broadcastable to [b, h, t, 1]
         if let Some(g) = &gate {
             context = context * g.clone();
         }
-        let merged = context.swap_dims(1, 2).reshape([b, t, d]); // [b, t, d]
+        let mut merged = context.swap_dims(1, 2).reshape([b, t, d]); // [b, t, d]
+        if !self.causal {
+            merged = aq.site(l, "context", merged);
+        }
         AttentionOutput {
-            out: self.out.forward(merged),
+            out: aq.site(l, "out_proj", self.out.forward(merged)),
             probs,
             gate,
         }

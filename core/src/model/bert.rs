@@ -12,6 +12,7 @@ use burn::tensor::{Device, Int, Tensor};
 use crate::attention::{Attention, AttentionConfig};
 use crate::init::Init;
 use crate::model::{ModelOutput, Tap, TapKind, Taps};
+use crate::quant::ActQuant;
 use crate::spec::RunSpec;
 
 /// BERT hyper-parameters; HF `BertConfig` names in brackets. Built from a run spec.
@@ -67,6 +68,7 @@ impl BertConfig {
             head_dense: init.linear_normal(d, d, std, device),
             head_ln: init.layer_norm(d, device),
             head_bias: Param::from_tensor(Tensor::zeros([vocab], device)),
+            head_weight: None,
         }
     }
 }
@@ -87,11 +89,15 @@ pub struct BertLayer {
 impl BertLayer {
     /// # Shapes
     /// - `x`: `[batch, seq, d_model]` → `[batch, seq, d_model]`
-    fn forward(&self, x: Tensor<3>, layer: usize, taps: &mut Taps) -> Tensor<3> {
-        let att = self.attn.forward(x.clone());
-        let h = self.attn_ln.forward(x + att.out); // [b, t, d]
-        let f_out = self.fc2.forward(gelu(self.fc1.forward(h.clone()))); // [b, t, d]
-        let y = self.ffn_ln.forward(h + f_out.clone()); // [b, t, d]
+    fn forward(&self, x: Tensor<3>, layer: usize, taps: &mut Taps, aq: &mut ActQuant) -> Tensor<3> {
+        let l = Some(layer);
+        let att = self.attn.forward_q(x.clone(), aq, layer);
+        let h = aq.site(l, "attn_resid", x + att.out); // [b, t, d]
+        let h = aq.site(l, "attn_ln", self.attn_ln.forward(h)); // [b, t, d]
+        let f_hid = aq.site(l, "fc1", gelu(self.fc1.forward(h.clone()))); // [b, t, d_ff]
+        let f_out = aq.site(l, "fc2", self.fc2.forward(f_hid)); // [b, t, d]
+        let y = aq.site(l, "ffn_resid", h + f_out.clone()); // [b, t, d]
+        let y = aq.site(l, "ffn_ln", self.ffn_ln.forward(y)); // [b, t, d]
         taps.tracked.push(Tap {
             kind: TapKind::FfnOut,
             layer: Some(layer),
@@ -121,6 +127,10 @@ pub struct Bert {
     pub head_ln: LayerNorm,
     /// Decoder bias `[vocab]`.
     pub head_bias: Param<Tensor<1>>,
+    /// Floating-point decoder weight used instead of `tokens.weight` when the word embeddings
+    /// are weight-quantized: the paper keeps the whole MLM head in FP. `[vocab, d_model]`
+    #[module(skip)]
+    pub head_weight: Option<Tensor<2>>,
 }
 
 impl Bert {
@@ -131,17 +141,22 @@ impl Bert {
     /// # Shapes
     /// - `ids`: `[batch, seq]`
     /// - logits: `[batch*seq, vocab]`
-    pub fn forward(&self, ids: Tensor<2, Int>) -> ModelOutput {
+    pub fn forward(&self, ids: Tensor<2, Int>, aq: &mut ActQuant) -> ModelOutput {
         let [b, t] = ids.dims();
         let pos = self.positions.val().narrow(0, 0, t).unsqueeze::<3>(); // [1, t, d]
-        let mut x = self.emb_ln.forward(self.tokens.forward(ids) + pos); // [b, t, d]
+        let e = aq.site(None, "emb.sum", self.tokens.forward(ids) + pos); // [b, t, d]
+        let mut x = aq.site(None, "emb.ln", self.emb_ln.forward(e)); // [b, t, d]
         let mut taps = Taps::default();
         for (l, layer) in self.layers.iter().enumerate() {
-            x = layer.forward(x, l, &mut taps);
+            x = layer.forward(x, l, &mut taps, aq);
         }
         let d = x.dims()[2];
+        // The MLM head stays in floating point, as in the paper's quantized BERT.
         let h = self.head_ln.forward(gelu(self.head_dense.forward(x))); // [b, t, d]
-        let emb = self.tokens.weight.val(); // [vocab, d]
+        let emb = self
+            .head_weight
+            .clone()
+            .unwrap_or_else(|| self.tokens.weight.val()); // [vocab, d]
         let logits =
             h.reshape([b * t, d]).matmul(emb.transpose()) + self.head_bias.val().unsqueeze(); // [b*t, vocab]
         ModelOutput { logits, taps }

@@ -8,6 +8,7 @@ use burn::tensor::{Device, Tensor};
 use crate::attention::{Attention, AttentionConfig};
 use crate::init::Init;
 use crate::model::{Tap, TapKind, Taps};
+use crate::quant::ActQuant;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Activation {
@@ -58,15 +59,21 @@ impl PreLnBlock {
 
     /// # Shapes
     /// - `x`: `[batch, seq, d_model]` → `[batch, seq, d_model]`
-    pub fn forward(&self, x: Tensor<3>, layer: usize, taps: &mut Taps) -> Tensor<3> {
-        let a_in = self.attn_ln.forward(x.clone()); // [b, t, d]
-        let att = self.attn.forward(a_in.clone());
-        let h = x + att.out.clone(); // [b, t, d]
-        let f_in = self.ffn_ln.forward(h.clone()); // [b, t, d]
-        let f_out = self
-            .fc2
-            .forward(self.act.apply(self.fc1.forward(f_in.clone()))); // [b, t, d]
-        let y = h + f_out.clone(); // [b, t, d]
+    pub fn forward(
+        &self,
+        x: Tensor<3>,
+        layer: usize,
+        taps: &mut Taps,
+        aq: &mut ActQuant,
+    ) -> Tensor<3> {
+        let l = Some(layer);
+        let a_in = aq.site(l, "attn_ln", self.attn_ln.forward(x.clone())); // [b, t, d]
+        let att = self.attn.forward_q(a_in.clone(), aq, layer);
+        let h = aq.site(l, "attn_resid", x + att.out.clone()); // [b, t, d]
+        let f_in = aq.site(l, "ffn_ln", self.ffn_ln.forward(h.clone())); // [b, t, d]
+        let f_hid = aq.site(l, "fc1", self.act.apply(self.fc1.forward(f_in.clone()))); // [b, t, d_ff]
+        let f_out = aq.site(l, "fc2", self.fc2.forward(f_hid)); // [b, t, d]
+        let y = aq.site(l, "ffn_resid", h + f_out.clone()); // [b, t, d]
         let tap = |kind, x| Tap {
             kind,
             layer: Some(layer),

@@ -12,6 +12,7 @@ use burn::module::Module;
 use burn::tensor::{Device, Int, Tensor};
 
 use crate::init::Init;
+use crate::quant::ActQuant;
 use crate::spec::{ModelKind, RunSpec};
 
 pub use bert::Bert;
@@ -117,10 +118,16 @@ impl Model {
     }
 
     pub fn forward(&self, input: ModelInput) -> ModelOutput {
+        self.forward_q(input, &mut ActQuant::off())
+    }
+
+    /// Forward with activation quantizers (identity when `aq` is off).
+    pub fn forward_q(&self, input: ModelInput, aq: &mut ActQuant) -> ModelOutput {
+        aq.begin();
         match (self, input) {
-            (Model::Bert(m), ModelInput::Tokens(ids)) => m.forward(ids),
-            (Model::Opt(m), ModelInput::Tokens(ids)) => m.forward(ids),
-            (Model::Vit(m), ModelInput::Patches(p)) => m.forward(p),
+            (Model::Bert(m), ModelInput::Tokens(ids)) => m.forward(ids, aq),
+            (Model::Opt(m), ModelInput::Tokens(ids)) => m.forward(ids, aq),
+            (Model::Vit(m), ModelInput::Patches(p)) => m.forward(p, aq),
             _ => panic!("model and input kinds do not match"),
         }
     }

@@ -11,6 +11,7 @@ use crate::attention::AttentionConfig;
 use crate::init::Init;
 use crate::model::block::{Activation, PreLnBlock};
 use crate::model::{ModelOutput, Tap, TapKind, Taps};
+use crate::quant::ActQuant;
 use crate::spec::RunSpec;
 
 /// OPT hyper-parameters; HF `OPTConfig` names in brackets. Built from a run spec.
@@ -61,6 +62,7 @@ impl OptConfig {
                 })
                 .collect(),
             final_ln: init.layer_norm(d, device),
+            head_weight: None,
         }
     }
 }
@@ -73,6 +75,10 @@ pub struct Opt {
     pub positions: Param<Tensor<2>>,
     pub layers: Vec<PreLnBlock>,
     pub final_ln: LayerNorm,
+    /// Floating-point LM-head weight used instead of `tokens.weight` when the embeddings are
+    /// weight-quantized (the paper's `fp32_head` setup). `[vocab, d_model]`
+    #[module(skip)]
+    pub head_weight: Option<Tensor<2>>,
 }
 
 impl Opt {
@@ -83,24 +89,26 @@ impl Opt {
     /// # Shapes
     /// - `ids`: `[batch, seq]`
     /// - logits: `[batch*seq, vocab]` (row b*seq+t predicts the token after position t)
-    pub fn forward(&self, ids: Tensor<2, Int>) -> ModelOutput {
+    pub fn forward(&self, ids: Tensor<2, Int>, aq: &mut ActQuant) -> ModelOutput {
         let [b, t] = ids.dims();
         let pos = self.positions.val().narrow(0, 0, t).unsqueeze::<3>(); // [1, t, d]
-        let mut x = self.tokens.forward(ids) + pos; // [b, t, d]
+        let mut x = aq.site(None, "emb.sum", self.tokens.forward(ids) + pos); // [b, t, d]
         let mut taps = Taps::default();
         for (l, layer) in self.layers.iter().enumerate() {
-            x = layer.forward(x, l, &mut taps);
+            x = layer.forward(x, l, &mut taps, aq);
         }
-        let h = self.final_ln.forward(x); // [b, t, d]
+        let h = aq.site(None, "final_ln", self.final_ln.forward(x)); // [b, t, d]
         taps.tracked.push(Tap {
             kind: TapKind::FinalLn,
             layer: None,
             x: h.clone(),
         });
         let d = h.dims()[2];
-        let logits = h
-            .reshape([b * t, d])
-            .matmul(self.tokens.weight.val().transpose()); // [b*t, vocab]
+        let head = self
+            .head_weight
+            .clone()
+            .unwrap_or_else(|| self.tokens.weight.val()); // [vocab, d]
+        let logits = h.reshape([b * t, d]).matmul(head.transpose()); // [b*t, vocab]
         ModelOutput { logits, taps }
     }
 }

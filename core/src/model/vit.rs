@@ -11,6 +11,7 @@ use crate::attention::AttentionConfig;
 use crate::init::Init;
 use crate::model::block::{Activation, PreLnBlock};
 use crate::model::{ModelOutput, Tap, TapKind, Taps};
+use crate::quant::ActQuant;
 use crate::spec::RunSpec;
 
 /// ViT hyper-parameters; timm `VisionTransformer` names in brackets. Built from a run spec.
@@ -102,27 +103,28 @@ impl Vit {
     /// # Shapes
     /// - `patches`: `[batch, n_patches, patch*patch]`
     /// - logits: `[batch, classes]`
-    pub fn forward(&self, patches: Tensor<3>) -> ModelOutput {
+    pub fn forward(&self, patches: Tensor<3>, aq: &mut ActQuant) -> ModelOutput {
         let [b, n, _] = patches.dims();
-        let mut x = self.patch_embed.forward(patches); // [b, n, d]
+        let mut x = aq.site(None, "patch_embed", self.patch_embed.forward(patches)); // [b, n, d]
         if let Some(ln) = &self.patch_ln {
-            x = ln.forward(x);
+            x = aq.site(None, "patch_ln", ln.forward(x));
         }
         let d = x.dims()[2];
         let cls = self.cls.val().expand([b, 1, d]); // [b, 1, d]
         let pos = self.positions.val().narrow(0, 0, n + 1).unsqueeze::<3>(); // [1, n+1, d]
-        let mut x = Tensor::cat(vec![cls, x], 1) + pos; // [b, n+1, d]
+        let mut x = aq.site(None, "emb.sum", Tensor::cat(vec![cls, x], 1) + pos); // [b, n+1, d]
         let mut taps = Taps::default();
         for (l, layer) in self.layers.iter().enumerate() {
-            x = layer.forward(x, l, &mut taps);
+            x = layer.forward(x, l, &mut taps, aq);
         }
-        let h = self.final_ln.forward(x); // [b, n+1, d]
+        let h = aq.site(None, "final_ln", self.final_ln.forward(x)); // [b, n+1, d]
         taps.tracked.push(Tap {
             kind: TapKind::FinalLn,
             layer: None,
             x: h.clone(),
         });
         let cls_out = h.narrow(1, 0, 1).reshape([b, d]); // [b, d]
+        // The classifier stays in floating point.
         ModelOutput {
             logits: self.head.forward(cls_out),
             taps,

@@ -1,0 +1,158 @@
+//! Activation quantizers at the places the paper's code puts them (paper.md §3), threaded
+//! through the models' forward passes as one [`ActQuant`] that numbers its sites in call order.
+
+use burn::tensor::Tensor;
+
+use crate::quant::quantizer::{QuantParams, fake_quant};
+use crate::quant::range::{RangeEstimator, RangeState};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SiteMode {
+    /// Floating point: every site is the identity (training, FP evaluation).
+    Off,
+    /// Ranges update on every call (the paper's `estimate_ranges`), outputs stay FP.
+    Calibrate,
+    /// Frozen ranges (`fix_ranges`): every site fake-quantizes.
+    Apply,
+}
+
+/// All activation quantizers of one model.
+pub struct ActQuant {
+    pub mode: SiteMode,
+    pub bits: u32,
+    pub estimator: RangeEstimator,
+    /// Site names in forward order ("layer0.q", "emb.sum", …), learnt on the first pass.
+    pub names: Vec<String>,
+    pub ranges: Vec<RangeState>,
+    params: Vec<QuantParams>,
+    cursor: usize,
+    /// Calibration: per site `[min, max]` of this batch, read back once per batch.
+    pending: Vec<Tensor<1>>,
+    /// Apply with `measure`: per site `[Σx², Σ(x−x̂)²]` for SQNR.
+    pub measure: bool,
+    errors: Vec<Tensor<1>>,
+}
+
+impl ActQuant {
+    pub fn off() -> Self {
+        Self::new(SiteMode::Off, 8, RangeEstimator::RunningMinMax)
+    }
+
+    pub fn new(mode: SiteMode, bits: u32, estimator: RangeEstimator) -> Self {
+        ActQuant {
+            mode,
+            bits,
+            estimator,
+            names: Vec::new(),
+            ranges: Vec::new(),
+            params: Vec::new(),
+            cursor: 0,
+            pending: Vec::new(),
+            measure: false,
+            errors: Vec::new(),
+        }
+    }
+
+    pub fn is_off(&self) -> bool {
+        self.mode == SiteMode::Off
+    }
+
+    /// One activation quantizer. `layer` is `None` for model-level sites; the name is only
+    /// built when quantization is on, so the FP path pays nothing.
+    pub fn site<const D: usize>(
+        &mut self,
+        layer: Option<usize>,
+        name: &str,
+        x: Tensor<D>,
+    ) -> Tensor<D> {
+        if self.mode == SiteMode::Off {
+            return x;
+        }
+        let i = self.cursor;
+        self.cursor += 1;
+        if i == self.names.len() {
+            self.names.push(match layer {
+                Some(l) => format!("layer{l}.{name}"),
+                None => name.to_string(),
+            });
+            self.ranges.push(RangeState::default());
+        }
+        match self.mode {
+            SiteMode::Off => x,
+            SiteMode::Calibrate => {
+                if matches!(self.estimator, RangeEstimator::Percentile(_)) {
+                    // Percentiles need every value on the host.
+                    let est = self.estimator;
+                    est.update_tensor(&mut self.ranges[i], &x);
+                } else {
+                    let n = x.shape().num_elements();
+                    let flat = x.clone().reshape([n]); // [n]
+                    self.pending
+                        .push(Tensor::cat(vec![flat.clone().min(), flat.max()], 0));
+                }
+                x
+            }
+            SiteMode::Apply => {
+                let p = self
+                    .params
+                    .get(i)
+                    .copied()
+                    .unwrap_or(QuantParams::asymmetric(0.0, 1.0, self.bits));
+                let y = fake_quant(x.clone(), &p);
+                if self.measure {
+                    let n = x.shape().num_elements();
+                    let xf = x.reshape([n]); // [n]
+                    let err = (xf.clone() - y.clone().reshape([n])).powi_scalar(2).sum();
+                    self.errors
+                        .push(Tensor::cat(vec![xf.powi_scalar(2).sum(), err], 0));
+                }
+                y
+            }
+        }
+    }
+
+    /// Starts a forward pass (site numbering restarts).
+    pub fn begin(&mut self) {
+        self.cursor = 0;
+        self.pending.clear();
+        self.errors.clear();
+    }
+
+    /// Ends a calibration batch: reads this batch's min/max back (one transfer) and updates
+    /// every running range.
+    pub fn end_calibration_batch(&mut self) -> Result<(), String> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let v = Tensor::cat(std::mem::take(&mut self.pending), 0)
+            .into_data()
+            .try_into_vec::<f32>()
+            .map_err(|e| format!("{e:?}"))?;
+        for (state, mm) in self.ranges.iter_mut().zip(v.chunks(2)) {
+            self.estimator.update(state, mm);
+        }
+        Ok(())
+    }
+
+    /// Freezes the ranges into quantizer parameters and switches to [`SiteMode::Apply`].
+    pub fn freeze(&mut self) {
+        self.params = self
+            .ranges
+            .iter()
+            .map(|r| QuantParams::asymmetric(r.min, r.max, self.bits))
+            .collect();
+        self.mode = SiteMode::Apply;
+    }
+
+    /// Reads the per-site `[Σx², Σerr²]` of the last measured pass.
+    pub fn take_errors(&mut self) -> Result<Vec<(f64, f64)>, String> {
+        if self.errors.is_empty() {
+            return Ok(Vec::new());
+        }
+        let v = Tensor::cat(std::mem::take(&mut self.errors), 0)
+            .into_data()
+            .try_into_vec::<f32>()
+            .map_err(|e| format!("{e:?}"))?;
+        Ok(v.chunks(2).map(|c| (c[0] as f64, c[1] as f64)).collect())
+    }
+}
