@@ -7,7 +7,7 @@ use std::time::Instant;
 use qtlab_core::Backend;
 use qtlab_core::dataset::RunData;
 use qtlab_core::quant::{QuantSettings, WeightRange, quantize_and_evaluate};
-use qtlab_core::record::{Progress, run_native};
+use qtlab_core::record::{Progress, RunRecord, run_native};
 use qtlab_core::spec::{KEYS, RunSpec};
 use qtlab_core::train::{EvalReport, StepReport, Trainer};
 
@@ -20,6 +20,8 @@ USAGE:
               [--quantize w8a8[,w6a6,...]] [--weight-range minmax|mse]
               [--act-range running_minmax|current_minmax|percentile:99.999] [--calib-batches N]
   qtlab bench [--backend cpu|wgpu|all] [--bench-steps N] [--threads N]
+  qtlab experiment [--spec ...] [--<key> <value>]... [--variants vanilla,clipped,gated]
+              [--quantize w8a8,w8a6,...] [--out FILE]   Table 2 at demo scale (markdown + JSON)
   qtlab spec  [--spec '<canonical spec>'] [--<key> <value>]...   print the canonical spec
   qtlab help
 
@@ -39,6 +41,7 @@ fn main() -> ExitCode {
         Some("train") => cmd_train(&args[1..]),
         Some("bench") => cmd_bench(&args[1..]),
         Some("spec") => cmd_spec(&args[1..]),
+        Some("experiment") => cmd_experiment(&args[1..]),
         Some("help" | "--help" | "-h") | None => {
             print!("{USAGE}");
             Ok(())
@@ -254,10 +257,25 @@ impl Progress for Bar {
     }
 }
 
-fn cmd_train(args: &[String]) -> Result<(), String> {
-    let (spec, opts) = parse_args(args)?;
+/// Trains one spec (and quantizes it at every `--quantize` point). Errors before training
+/// starts are `Err`; a run that stops early comes back with `error` set and its curves kept.
+fn train_one(spec: RunSpec, opts: &RunOpts) -> Result<RunRecord, String> {
     for w in spec.warnings() {
         eprintln!("warning: {w}");
+    }
+    let settings: Vec<QuantSettings> = opts
+        .quant_bits
+        .iter()
+        .map(|&(w_bits, a_bits)| QuantSettings {
+            w_bits,
+            a_bits,
+            weight_range: opts.weight_range,
+            act_range: opts.act_range.clone(),
+            calib_batches: opts.calib_batches,
+        })
+        .collect();
+    for s in &settings {
+        s.estimator()?;
     }
     let data = RunData::load(&spec, None).map_err(|e| e.to_string())?;
     if !opts.quiet {
@@ -270,7 +288,7 @@ fn cmd_train(args: &[String]) -> Result<(), String> {
     }
     let device = opts.backend.device();
     let mut trainer = Trainer::new(spec, data, &device);
-    trainer.set_threads(cpu_threads(&opts, opts.backend));
+    trainer.set_threads(cpu_threads(opts, opts.backend));
     let mut bar = Bar {
         tty: std::io::stderr().is_terminal(),
         quiet: opts.quiet,
@@ -284,29 +302,24 @@ fn cmd_train(args: &[String]) -> Result<(), String> {
         &mut bar,
     );
     if rec.error.is_none() {
-        for &(w_bits, a_bits) in &opts.quant_bits {
-            let settings = QuantSettings {
-                w_bits,
-                a_bits,
-                weight_range: opts.weight_range,
-                act_range: opts.act_range.clone(),
-                calib_batches: opts.calib_batches,
-            };
-            settings.estimator()?;
-            match quantize_and_evaluate(&trainer, &settings) {
+        for s in &settings {
+            match quantize_and_evaluate(&trainer, s) {
                 Ok(q) => {
                     if !opts.quiet {
+                        let worst = q
+                            .act_sqnr
+                            .iter()
+                            .min_by(|a, b| a.sqnr_db.total_cmp(&b.sqnr_db));
                         eprintln!(
-                            "W{w_bits}A{a_bits}: FP {}  quantized {}  worst activation SQNR {}",
+                            "W{}A{}: FP {}  quantized {}  worst activation SQNR {}",
+                            s.w_bits,
+                            s.a_bits,
                             show_metric(&q.fp),
                             show_metric(&q.quantized),
-                            q.act_sqnr
-                                .iter()
-                                .min_by(|a, b| a.sqnr_db.total_cmp(&b.sqnr_db))
-                                .map_or("-".into(), |s| format!(
-                                    "{:.1} dB ({})",
-                                    s.sqnr_db, s.name
-                                ))
+                            worst.map_or("-".into(), |w| format!(
+                                "{:.1} dB ({})",
+                                w.sqnr_db, w.name
+                            ))
                         );
                     }
                     rec.quant.push(q);
@@ -315,12 +328,23 @@ fn cmd_train(args: &[String]) -> Result<(), String> {
             }
         }
     }
+    Ok(rec)
+}
+
+fn write_json<T: serde::Serialize>(path: &str, value: &T, quiet: bool) -> Result<(), String> {
+    let json = serde_json::to_string_pretty(value).map_err(|e| e.to_string())?;
+    std::fs::write(path, json).map_err(|e| format!("cannot write `{path}`: {e}"))?;
+    if !quiet {
+        eprintln!("wrote {path}");
+    }
+    Ok(())
+}
+
+fn cmd_train(args: &[String]) -> Result<(), String> {
+    let (spec, opts) = parse_args(args)?;
+    let rec = train_one(spec, &opts)?;
     if let Some(path) = &opts.out {
-        let json = serde_json::to_string_pretty(&rec).map_err(|e| e.to_string())?;
-        std::fs::write(path, json).map_err(|e| format!("cannot write `{path}`: {e}"))?;
-        if !opts.quiet {
-            eprintln!("wrote {path}");
-        }
+        write_json(path, &rec, opts.quiet)?;
     }
     if let Some(e) = &rec.eval {
         println!(
@@ -337,6 +361,76 @@ fn cmd_train(args: &[String]) -> Result<(), String> {
         Some(err) => Err(err),
         None => Ok(()),
     }
+}
+
+/// The paper's Table 2 at demo scale: vanilla, clipped softmax and gated attention trained on
+/// the same data and seed, each quantized at every bit width.
+fn cmd_experiment(args: &[String]) -> Result<(), String> {
+    let mut args = args.to_vec();
+    let mut variants = vec![
+        "vanilla".to_string(),
+        "clipped".to_string(),
+        "gated".to_string(),
+    ];
+    if let Some(i) = args.iter().position(|a| a == "--variants") {
+        let v = args.get(i + 1).ok_or("--variants needs a value")?.clone();
+        variants = v.split(',').map(str::to_string).collect();
+        args.drain(i..i + 2);
+    }
+    let (base, mut opts) = parse_args(&args)?;
+    if opts.quant_bits.is_empty() {
+        opts.quant_bits = ["w8a8", "w8a6", "w8a4", "w6a6", "w4a8"]
+            .iter()
+            .map(|b| QuantSettings::parse_bits(b))
+            .collect::<Result<_, _>>()?;
+    }
+    let mut records = Vec::new();
+    for v in &variants {
+        let mut spec = base.clone();
+        spec.set("attn", v).map_err(|e| e.to_string())?;
+        spec.validate().map_err(|e| e.to_string())?;
+        records.push((v.clone(), train_one(spec, &opts)?));
+    }
+    let is_vit = base.model == qtlab_core::spec::ModelKind::Vit;
+    let metric_name = if is_vit { "acc %" } else { "ppl" };
+    let metric = |m: &qtlab_core::quant::calibrate::QuantMetric| match (m.ppl, m.accuracy) {
+        (Some(p), _) => format!("{p:.3}"),
+        (_, Some(a)) => format!("{:.2}", 100.0 * a),
+        _ => "-".into(),
+    };
+    let mut table = format!("| Method | FP {metric_name} | Max inf norm | Avg kurtosis |");
+    for (w, a) in &opts.quant_bits {
+        table += &format!(" W{w}A{a} |");
+    }
+    table += "\n|---|---|---|---|";
+    table += &"---|".repeat(opts.quant_bits.len());
+    for (v, rec) in &records {
+        let Some(e) = &rec.eval else {
+            table += &format!("\n| {v} | {} |", rec.error.clone().unwrap_or_default());
+            continue;
+        };
+        let fp = rec
+            .quant
+            .first()
+            .map(|q| metric(&q.fp))
+            .unwrap_or_else(|| "-".into());
+        table += &format!(
+            "\n| {v} | {fp} | {:.2} | {:.2} |",
+            e.outliers.max_inf_norm, e.outliers.avg_kurtosis
+        );
+        for q in &rec.quant {
+            table += &format!(" {} |", metric(&q.quantized));
+        }
+    }
+    println!("{}\n\nbase spec: `{}`", table, base.to_canonical());
+    if let Some(path) = &opts.out {
+        let all: Vec<_> = records
+            .iter()
+            .map(|(v, r)| serde_json::json!({"variant": v, "record": r}))
+            .collect();
+        write_json(path, &all, opts.quiet)?;
+    }
+    Ok(())
 }
 
 fn show_metric(m: &qtlab_core::quant::calibrate::QuantMetric) -> String {
