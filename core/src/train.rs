@@ -15,7 +15,7 @@ use crate::data::DataError;
 use crate::dataset::{DeviceBatch, HostBatch, RunData};
 use crate::init::Init;
 use crate::metrics::{self, OutlierAccumulator, OutlierReport};
-use crate::model::{Model, ModelOutput, TapKind};
+use crate::model::{Model, ModelOutput};
 use crate::rng::{Rng, Stream};
 use crate::spec::{ModelKind, RunSpec};
 
@@ -673,20 +673,8 @@ impl Trainer {
         Ok(eval.finish(&self.spec, self.step))
     }
 
-    /// Runs a training step on `host` data without touching the optimizer: used by tests to
-    /// check gradients and by the app's single-step preview.
-    pub fn loss_on(&self, batch: &DeviceBatch) -> Tensor<1> {
-        let ModelOutput { logits, .. } = self.model().forward(batch.input_clone());
-        weighted_cross_entropy(logits, batch)
-    }
-
     pub fn device(&self) -> &Device {
         &self.device
-    }
-
-    /// Headline tap kind for this model.
-    pub fn headline_kind(&self) -> TapKind {
-        self.model().headline_kind()
     }
 }
 
