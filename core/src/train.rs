@@ -386,7 +386,7 @@ fn run_shard(
     };
     let mut batch = host.to_device(spec, device);
     batch.weight_sum = total_weight;
-    let ModelOutput { logits, taps } = model.forward(batch.input_clone());
+    let ModelOutput { logits, taps } = model.forward(batch.input.clone());
     let loss = weighted_cross_entropy(logits, &batch);
     let headline = model.headline_kind();
     let stats = if with_stats {
@@ -582,7 +582,7 @@ impl Trainer {
         sync(&self.device)?;
         let t_batch = lap(&mut t);
         let model = self.model.take().expect("model present between steps");
-        let ModelOutput { logits, .. } = model.forward(batch.input_clone());
+        let ModelOutput { logits, .. } = model.forward(batch.input.clone());
         let loss = weighted_cross_entropy(logits, &batch);
         sync(&self.device)?;
         let t_fwd = lap(&mut t);
@@ -621,14 +621,14 @@ impl Trainer {
         Ok(r)
     }
 
-    /// The packed statistics of evaluation batch `i` (loss sum, correct count, outlier stats),
-    /// still on the device; see [`Trainer::evaluate`] for how they are read.
-    pub fn eval_batch(&self, i: usize) -> (Tensor<1>, OutlierAccumulator) {
-        let model = self.model().valid();
+    /// The packed statistics of evaluation batch `i` (loss sum, correct count, outlier stats)
+    /// of `model` (the trainer's model after `valid()`, converted once per evaluation), still on
+    /// the device; see [`Trainer::evaluate`] for how they are read.
+    pub fn eval_batch(&self, model: &Model, i: usize) -> (Tensor<1>, OutlierAccumulator) {
         let device = self.device.clone().inner();
         let host = self.data.eval_batch(&self.spec, i);
         let batch = host.to_device(&self.spec, &device);
-        let ModelOutput { logits, taps } = model.forward(batch.input_clone());
+        let ModelOutput { logits, taps } = model.forward(batch.input.clone());
         let correct = match self.spec.model {
             ModelKind::Vit => {
                 let pred = logits.clone().argmax(1); // [b, 1]
@@ -645,8 +645,9 @@ impl Trainer {
     /// Evaluates on `spec.eval_batches` fixed held-out batches (blocking readback per batch).
     pub fn evaluate(&self) -> Result<EvalReport, TrainError> {
         let mut eval = EvalAccumulator::default();
+        let model = self.model().valid();
         for i in 0..self.spec.eval_batches {
-            let (packed, acc) = self.eval_batch(i);
+            let (packed, acc) = self.eval_batch(&model, i);
             let v = packed
                 .into_data()
                 .try_into_vec::<f32>()
@@ -659,8 +660,9 @@ impl Trainer {
     /// [`Trainer::evaluate`] for the browser: awaits each batch's readback instead of blocking.
     pub async fn evaluate_async(&self) -> Result<EvalReport, TrainError> {
         let mut eval = EvalAccumulator::default();
+        let model = self.model().valid();
         for i in 0..self.spec.eval_batches {
-            let (packed, acc) = self.eval_batch(i);
+            let (packed, acc) = self.eval_batch(&model, i);
             let data = packed
                 .to_data_async()
                 .await
@@ -711,15 +713,6 @@ impl EvalAccumulator {
                 .outliers
                 .map(|a| a.report())
                 .unwrap_or_else(OutlierReport::empty),
-        }
-    }
-}
-
-impl DeviceBatch {
-    pub fn input_clone(&self) -> crate::model::ModelInput {
-        match &self.input {
-            crate::model::ModelInput::Tokens(t) => crate::model::ModelInput::Tokens(t.clone()),
-            crate::model::ModelInput::Patches(p) => crate::model::ModelInput::Patches(p.clone()),
         }
     }
 }

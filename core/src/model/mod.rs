@@ -93,6 +93,7 @@ pub struct ModelOutput {
 }
 
 /// A batch on the device.
+#[derive(Clone, Debug)]
 pub enum ModelInput {
     /// Token ids. `[batch, seq]`
     Tokens(Tensor<2, Int>),

@@ -99,7 +99,7 @@ pub fn quantize_and_evaluate(
     for _ in 0..settings.calib_batches.max(1) {
         let host = trainer.data.train_batch(spec, &mut order, &mut mask);
         let batch = host.to_device(spec, &device);
-        let _ = q_model.forward_q(batch.input_clone(), &mut aq);
+        let _ = q_model.forward_q(batch.input.clone(), &mut aq);
         aq.end_calibration_batch().map_err(TrainError::Device)?;
     }
     aq.freeze();
@@ -115,7 +115,7 @@ pub fn quantize_and_evaluate(
             (&fp_model, &mut off, &mut fp_sum),
             (&q_model, &mut aq, &mut q_sum),
         ] {
-            let out = model.forward_q(batch.input_clone(), aq);
+            let out = model.forward_q(batch.input.clone(), aq);
             let v = batch_loss_and_correct(out.logits, &batch, spec.model == ModelKind::Vit)?;
             sum[0] += v[0];
             sum[1] += v[1];
