@@ -22,3 +22,36 @@ ensure_apt() {
     DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "${missing[@]}"
   fi
 }
+
+# Web tool chain for the app and its browser tests (see ../shared/reference/toolchain.md Part B).
+# Versions are pinned: trunk 0.22 needs a newer rustc, wasm-bindgen-cli must equal Cargo.lock's
+# wasm-bindgen, and Debian's binaryen 108 emits wasm that Chromium rejects at runtime.
+export QTLAB_TOOLS="$QTLAB_CACHE/tools"
+export QTLAB_NPM="$QTLAB_CACHE/npm"
+export PATH="$QTLAB_TOOLS/bin:$QTLAB_NPM/node_modules/.bin:$PATH"
+TRUNK_VERSION=0.21.14
+WASM_BINDGEN_VERSION=0.2.130
+BINARYEN_VERSION=132.0.0
+PLAYWRIGHT_VERSION=1.65.1
+
+ensure_web_tools() {
+  rustup target list --installed 2>/dev/null | grep -q wasm32-unknown-unknown \
+    || rustup target add wasm32-unknown-unknown
+  ensure_apt chromium
+  if ! wasm-bindgen --version 2>/dev/null | grep -q "$WASM_BINDGEN_VERSION"; then
+    echo "==> installing wasm-bindgen-cli $WASM_BINDGEN_VERSION (about 7 min on 2 cores, once)"
+    # No --locked: its lockfile pins a webpki-roots the index cannot resolve.
+    cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION" --root "$QTLAB_TOOLS" -j "$CARGO_BUILD_JOBS"
+  fi
+  if ! trunk --version 2>/dev/null | grep -q "$TRUNK_VERSION"; then
+    echo "==> installing trunk $TRUNK_VERSION (about 19 min on 2 cores, once)"
+    cargo install trunk --version "$TRUNK_VERSION" --locked --root "$QTLAB_TOOLS" -j "$CARGO_BUILD_JOBS"
+  fi
+  if [ ! -x "$QTLAB_NPM/node_modules/.bin/wasm-opt" ] || [ ! -d "$QTLAB_NPM/node_modules/playwright-core" ]; then
+    echo "==> installing binaryen@$BINARYEN_VERSION and playwright-core@$PLAYWRIGHT_VERSION from npm"
+    mkdir -p "$QTLAB_NPM"
+    (cd "$QTLAB_NPM" && [ -f package.json ] || echo '{"private":true}' > package.json
+     cd "$QTLAB_NPM" && npm install --no-audit --no-fund --silent \
+       "binaryen@$BINARYEN_VERSION" "playwright-core@$PLAYWRIGHT_VERSION")
+  fi
+}

@@ -1,14 +1,12 @@
 #!/usr/bin/env bash
-# Sets up and starts qtlab. Until the browser app lands (issue "The browser app"), this builds
-# the native CLI and runs a short demo: vanilla vs gated attention on the built-in corpus.
+# Sets up everything (web tool chain, first build) and serves the app on localhost.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
-cargo build --release --locked -p qtlab-cli -j "$CARGO_BUILD_JOBS"
-bin="$CARGO_TARGET_DIR/release/qtlab"
-mkdir -p out
-for attn in vanilla gated clipped; do
-  echo "==> $attn"
-  "$bin" train --model bert --attn "$attn" --steps 300 --out "out/demo-$attn.json"
-done
-echo "records written to out/demo-*.json; the browser app is not built yet"
+./scripts/build-web.sh
+PORT="${PORT:-8771}"
+echo
+echo "    qtlab is at:  http://127.0.0.1:$PORT/"
+echo "    (WebGPU needs a current Chrome/Edge/Safari; other browsers get the CPU fallback.)"
+echo
+exec python3 -m http.server "$PORT" --bind 127.0.0.1 --directory dist

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Sets up everything the tests need and runs all of them.
+# Sets up everything the tests need and runs all of them: the Rust tests (core, CLI, app logic,
+# wgpu kernels on lavapipe) and the browser end-to-end tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
@@ -7,3 +8,4 @@ ensure_apt mesa-vulkan-drivers libvulkan1
 echo "==> cargo test (release profile; target dir $CARGO_TARGET_DIR)"
 # Release: Burn in debug is too slow to train, and the release deps are shared with the CLI.
 cargo test --release --workspace --locked -j "$CARGO_BUILD_JOBS"
+./scripts/e2e.sh

@@ -8,6 +8,7 @@ pub mod attention;
 pub mod data;
 pub mod dataset;
 pub mod init;
+pub mod inspect;
 pub mod metrics;
 pub mod model;
 pub mod quant;
@@ -15,8 +16,11 @@ pub mod record;
 pub mod rng;
 pub mod spec;
 pub mod train;
+pub mod url;
 
 pub use burn::tensor::Device;
+/// Burn itself, so the app uses exactly the core's Burn and features.
+pub use burn;
 
 /// The backends a run can use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

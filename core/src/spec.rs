@@ -1077,7 +1077,7 @@ fn percent_encode_into(value: &str, out: &mut String) {
 
 /// Decodes every `%XX`; a `%` not followed by two hex digits, or bytes that are not UTF-8
 /// once decoded, are errors rather than being passed through, so a mangled URL is noticed.
-fn percent_decode(raw: &str) -> Result<String, String> {
+pub(crate) fn percent_decode(raw: &str) -> Result<String, String> {
     fn hex(b: u8) -> Option<u8> {
         char::from(b)
             .to_digit(16)

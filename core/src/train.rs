@@ -287,7 +287,7 @@ pub struct PendingStep {
 }
 
 /// What a training step reports once read back.
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, PartialEq)]
 pub struct StepReport {
     pub step: usize,
     pub lr: f64,
@@ -334,7 +334,7 @@ impl PendingStep {
 }
 
 /// Held-out evaluation.
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, PartialEq)]
 pub struct EvalReport {
     pub step: usize,
     pub loss: f64,
@@ -612,6 +612,22 @@ impl Trainer {
     /// Native convenience: step and read back, refusing a non-finite loss.
     pub fn step_sync(&mut self, with_stats: bool) -> Result<StepReport, TrainError> {
         let r = self.step(with_stats).read().map_err(TrainError::Device)?;
+        if !r.loss.is_finite() || !r.grad_norm.is_finite() {
+            return Err(TrainError::Diverged {
+                step: r.step,
+                loss: r.loss,
+            });
+        }
+        Ok(r)
+    }
+
+    /// [`Trainer::step_sync`] for the browser: awaits the readback instead of blocking.
+    pub async fn step_async(&mut self, with_stats: bool) -> Result<StepReport, TrainError> {
+        let r = self
+            .step(with_stats)
+            .read_async()
+            .await
+            .map_err(TrainError::Device)?;
         if !r.loss.is_finite() || !r.grad_norm.is_finite() {
             return Err(TrainError::Diverged {
                 step: r.step,

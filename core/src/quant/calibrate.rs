@@ -9,7 +9,10 @@ use crate::quant::range::RangeEstimator;
 use crate::quant::sites::{ActQuant, SiteMode};
 use crate::quant::weights::{WeightRange, WeightSqnr, quantize_weights, sqnr_db};
 use crate::rng::{Rng, Stream};
-use crate::spec::ModelKind;
+use crate::Device;
+use crate::dataset::RunData;
+use crate::model::Model;
+use crate::spec::{ModelKind, RunSpec};
 use crate::train::{TrainError, Trainer, batch_loss_and_correct};
 
 /// Settings of one quantization point.
@@ -84,12 +87,24 @@ pub fn quantize_and_evaluate(
     trainer: &Trainer,
     settings: &QuantSettings,
 ) -> Result<QuantReport, TrainError> {
-    let spec = &trainer.spec;
     let device = trainer.device().clone().inner();
+    quantize_model(trainer.model(), &trainer.spec, &trainer.data, &device, settings)
+}
+
+/// Quantizes `model` (trained under `spec` on `data`) on `device` and evaluates it against its
+/// FP self. Blocking readbacks: the browser runs this on the CPU backend, whose reads complete
+/// at once, after copying the weights off the GPU ([`crate::inspect::model_to_device`]).
+pub fn quantize_model(
+    model: &Model,
+    spec: &RunSpec,
+    data: &RunData,
+    device: &Device,
+    settings: &QuantSettings,
+) -> Result<QuantReport, TrainError> {
+    let device = device.clone();
     let estimator = settings.estimator().map_err(TrainError::Device)?;
-    let fp_model = trainer.model().valid();
-    let (q_model, weight_sqnr) =
-        quantize_weights(trainer.model(), settings.w_bits, settings.weight_range);
+    let fp_model = model.valid();
+    let (q_model, weight_sqnr) = quantize_weights(model, settings.w_bits, settings.weight_range);
 
     // Calibrate on training batches from their own stream, so calibration never shifts the
     // training order and repeats exactly.
@@ -97,7 +112,7 @@ pub fn quantize_and_evaluate(
     let mut order = Rng::stream(spec.seed, Stream::Calib);
     let mut mask = order.fork(1);
     for _ in 0..settings.calib_batches.max(1) {
-        let host = trainer.data.train_batch(spec, &mut order, &mut mask);
+        let host = data.train_batch(spec, &mut order, &mut mask);
         let batch = host.to_device(spec, &device);
         let _ = q_model.forward_q(batch.input.clone(), &mut aq);
         aq.end_calibration_batch().map_err(TrainError::Device)?;
@@ -109,7 +124,7 @@ pub fn quantize_and_evaluate(
     let (mut fp_sum, mut q_sum) = ([0f64; 2], [0f64; 2]);
     let mut sq: Vec<(f64, f64)> = Vec::new();
     for i in 0..spec.eval_batches {
-        let host = trainer.data.eval_batch(spec, i);
+        let host = data.eval_batch(spec, i);
         let batch = host.to_device(spec, &device);
         for (model, aq, sum) in [
             (&fp_model, &mut off, &mut fp_sum),

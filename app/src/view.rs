@@ -1,0 +1,1096 @@
+//! The page: controls, run buttons, live charts, quantization and sharing.
+
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use qtlab_core::spec::{AttnKind, ModelKind, RunSpec};
+use qtlab_core::url::{AppState, BackendChoice};
+use wasm_bindgen::{JsCast, JsValue};
+
+use crate::charts::{self, Series, esc};
+use crate::lanes::{self, AppRecord, LaneView, with_lanes};
+use crate::runner::{self, GpuProblem, with_engine};
+
+/// Where the app is in its life.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Phase {
+    Probing,
+    Idle,
+    /// Building models and compiling shaders for the first step.
+    Warming(String),
+    Running,
+    Paused,
+    Done,
+    Quantizing(String),
+}
+
+/// Redraw the charts at most this often while training: drawing every step would spend the
+/// page's time on SVG instead of the run.
+const REDRAW_MS: f64 = 150.0;
+
+/// Every how many steps the per-layer inf-norm of the training batch rides along.
+const STATS_EVERY: usize = 5;
+
+#[derive(Clone, Copy)]
+pub struct Ctx {
+    pub app: RwSignal<AppState>,
+    pub phase: RwSignal<Phase>,
+    pub running: RwSignal<bool>,
+    pub version: RwSignal<u64>,
+    pub banner: RwSignal<Option<(String, String)>>,
+    pub notes: RwSignal<Vec<String>>,
+    pub backend: RwSignal<String>,
+    pub sel_layer: RwSignal<usize>,
+    pub sel_lane: RwSignal<usize>,
+    pub sel_point: RwSignal<usize>,
+    pub help: RwSignal<bool>,
+    pub copied: RwSignal<bool>,
+}
+
+fn location_hash() -> String {
+    web_sys::window()
+        .and_then(|w| w.location().hash().ok())
+        .unwrap_or_default()
+}
+
+/// Keeps the address bar current without adding a history entry per edit.
+fn replace_url(hash: &str) {
+    if let Some(w) = web_sys::window()
+        && let Ok(h) = w.history()
+    {
+        let _ = h.replace_state_with_url(&JsValue::NULL, "", Some(&format!("#{hash}")));
+    }
+}
+
+fn share_link(hash: &str) -> String {
+    let base = web_sys::window()
+        .and_then(|w| w.location().href().ok())
+        .unwrap_or_default();
+    let base = base.split('#').next().unwrap_or("").to_string();
+    format!("{base}#{hash}")
+}
+
+fn bump(ctx: &Ctx) {
+    ctx.version.update(|v| *v += 1);
+}
+
+/// Stops any loop, drops the trainers and clears the charts.
+fn reset(ctx: &Ctx) {
+    ctx.running.set(false);
+    with_engine(|e| {
+        e.generation += 1;
+        e.lanes.clear();
+    });
+    with_lanes(|l| l.clear());
+    ctx.phase.set(Phase::Idle);
+    bump(ctx);
+}
+
+/// Builds trainers for every lane if there are none yet. Returns false (with a note) when the
+/// data cannot be loaded.
+fn ensure_lanes(ctx: &Ctx) -> bool {
+    if with_engine(|e| !e.lanes.is_empty()) {
+        return true;
+    }
+    let app = ctx.app.get_untracked();
+    let (specs, notes) = app.lanes();
+    let (device, _) = runner::current_device();
+    let mut trainers = Vec::new();
+    let mut views = Vec::new();
+    for spec in specs {
+        let data = match runner::load_data(&spec) {
+            Ok(d) => d,
+            Err(e) => {
+                ctx.notes.set(vec![e]);
+                return false;
+            }
+        };
+        views.push(LaneView::new(&spec));
+        trainers.push(Some(qtlab_core::train::Trainer::new(spec, data, &device)));
+    }
+    ctx.notes.set(notes);
+    with_engine(|e| e.lanes = trainers);
+    with_lanes(|l| *l = views);
+    bump(ctx);
+    true
+}
+
+/// Trains every lane round-robin until paused, done, reset, or (with `single`) one step each.
+async fn run_loop(ctx: Ctx, single: bool) {
+    if !ensure_lanes(&ctx) {
+        ctx.running.set(false);
+        return;
+    }
+    let generation = with_engine(|e| e.generation);
+    let n = with_engine(|e| e.lanes.len());
+    let mut last_draw = 0.0;
+    let first = with_lanes(|l| l.iter().all(|v| v.step == 0));
+    if first {
+        ctx.phase.set(Phase::Warming(
+            "compiling shaders and running the first step…".into(),
+        ));
+        runner::sleep_ms(0).await;
+    } else {
+        ctx.phase.set(Phase::Running);
+    }
+    loop {
+        if with_engine(|e| e.generation) != generation {
+            return;
+        }
+        let mut progressed = false;
+        for i in 0..n {
+            let Some(mut t) = with_engine(|e| e.lanes.get_mut(i).and_then(Option::take)) else {
+                continue;
+            };
+            let failed = with_lanes(|l| l.get(i).is_some_and(|v| v.error.is_some()));
+            if t.done() || failed {
+                with_engine(|e| {
+                    if e.generation == generation {
+                        e.lanes[i] = Some(t)
+                    }
+                });
+                continue;
+            }
+            progressed = true;
+            let with_stats = t.step % STATS_EVERY == 0 || t.step + 1 == t.spec.steps;
+            let t0 = runner::now_ms();
+            let res = t.step_async(with_stats).await;
+            let dt = runner::now_ms() - t0;
+            let mut eval = None;
+            let mut inspection = None;
+            let mut err = None;
+            match &res {
+                Ok(_) => {
+                    let s = t.step;
+                    if (t.spec.eval_every > 0 && s % t.spec.eval_every == 0) || t.done() {
+                        match t.evaluate_async().await {
+                            Ok(ev) => eval = Some(ev),
+                            Err(e) => err = Some(e.to_string()),
+                        }
+                        match qtlab_core::inspect::inspect_async(&t).await {
+                            Ok(ins) => inspection = Some(ins),
+                            Err(e) => err = Some(e.to_string()),
+                        }
+                    }
+                }
+                Err(e) => err = Some(e.to_string()),
+            }
+            if with_engine(|e| e.generation) != generation {
+                return;
+            }
+            with_lanes(|l| {
+                if let Some(v) = l.get_mut(i) {
+                    if let Ok(r) = &res {
+                        v.losses.push((r.step as f64, r.loss));
+                        if !r.inf_norms.is_empty() {
+                            v.inf.push((r.step as f64, r.inf_norms.clone()));
+                        }
+                        v.step = t.step;
+                        if v.step <= 1 {
+                            v.first_step_ms = dt;
+                        } else {
+                            let k = (v.step - 1) as f64;
+                            v.ms_per_step += (dt - v.ms_per_step) / k;
+                        }
+                    }
+                    if let Some(ev) = eval {
+                        v.evals.push(ev);
+                    }
+                    if inspection.is_some() {
+                        v.inspection = inspection;
+                    }
+                    if err.is_some() {
+                        v.error = err;
+                    }
+                }
+            });
+            with_engine(|e| e.lanes[i] = Some(t));
+        }
+        if matches!(ctx.phase.get_untracked(), Phase::Warming(_)) {
+            ctx.phase.set(Phase::Running);
+        }
+        let now = runner::now_ms();
+        if now - last_draw > REDRAW_MS || single || !progressed {
+            last_draw = now;
+            bump(&ctx);
+        }
+        if !progressed {
+            ctx.running.set(false);
+            ctx.phase.set(Phase::Done);
+            save_finished(&ctx);
+            return;
+        }
+        if single || !ctx.running.get_untracked() {
+            ctx.running.set(false);
+            ctx.phase.set(Phase::Paused);
+            bump(&ctx);
+            return;
+        }
+        // Let the browser paint and take input between steps.
+        runner::sleep_ms(0).await;
+    }
+}
+
+fn storage() -> Option<web_sys::Storage> {
+    web_sys::window().and_then(|w| w.local_storage().ok().flatten())
+}
+
+const SAVED_KEY: &str = "qtlab.last_run";
+
+/// Keeps the last finished run in browser storage so a reload does not lose it; a full storage
+/// is reported, not silent.
+fn save_finished(ctx: &Ctx) {
+    let rec = current_record(ctx);
+    let Ok(json) = serde_json::to_string(&rec) else {
+        return;
+    };
+    match storage() {
+        Some(s) => {
+            if s.set_item(SAVED_KEY, &json).is_err() {
+                ctx.notes.update(|n| {
+                    n.push("Browser storage is full: this run was not saved for the next visit. Export it instead.".into())
+                });
+            }
+        }
+        None => ctx
+            .notes
+            .update(|n| n.push("Browser storage is unavailable: runs are not kept across reloads.".into())),
+    }
+}
+
+fn current_record(ctx: &Ctx) -> AppRecord {
+    AppRecord {
+        qtlab: 1,
+        url: ctx.app.get_untracked().to_url(),
+        backend: ctx.backend.get_untracked(),
+        lanes: with_lanes(|l| l.clone()),
+    }
+}
+
+fn start(ctx: Ctx, single: bool) {
+    if ctx.running.get_untracked() || matches!(ctx.phase.get_untracked(), Phase::Probing | Phase::Quantizing(_)) {
+        return;
+    }
+    ctx.running.set(!single);
+    spawn_local(run_loop(ctx, single));
+}
+
+fn toggle_run(ctx: Ctx) {
+    if ctx.running.get_untracked() {
+        ctx.running.set(false);
+    } else {
+        start(ctx, false);
+    }
+}
+
+/// Quantizes every lane at every sweep point on the CPU backend (after one awaited copy of the
+/// weights off the GPU), yielding between points so the page stays live.
+async fn quantize_all(ctx: Ctx) {
+    let generation = with_engine(|e| e.generation);
+    let settings = ctx.app.get_untracked().quant_settings();
+    let n = with_engine(|e| e.lanes.len());
+    if n == 0 {
+        ctx.notes.set(vec!["Train first: there is no model to quantize yet.".into()]);
+        return;
+    }
+    let cpu = qtlab_core::Device::flex();
+    for i in 0..n {
+        let Some(t) = with_engine(|e| e.lanes.get_mut(i).and_then(Option::take)) else {
+            continue;
+        };
+        let label = with_lanes(|l| l.get(i).map(|v| v.label.clone()).unwrap_or_default());
+        ctx.phase.set(Phase::Quantizing(format!("copying {label} to the CPU…")));
+        runner::sleep_ms(0).await;
+        let copied = qtlab_core::inspect::model_to_device(t.model(), &cpu).await;
+        let spec = t.spec.clone();
+        let data = runner::load_data(&spec);
+        with_engine(|e| {
+            if e.generation == generation {
+                e.lanes[i] = Some(t)
+            }
+        });
+        let (model, data) = match (copied, data) {
+            (Ok(m), Ok(d)) => (m, d),
+            (Err(e), _) | (_, Err(e)) => {
+                ctx.notes.update(|n| n.push(format!("{label}: {e}")));
+                continue;
+            }
+        };
+        let mut reports = Vec::new();
+        for s in &settings {
+            ctx.phase.set(Phase::Quantizing(format!(
+                "{label}: W{}A{}…",
+                s.w_bits, s.a_bits
+            )));
+            runner::sleep_ms(0).await;
+            if with_engine(|e| e.generation) != generation {
+                return;
+            }
+            match qtlab_core::quant::calibrate::quantize_model(&model, &spec, &data, &cpu, s) {
+                Ok(r) => reports.push(r),
+                Err(e) => ctx.notes.update(|n| n.push(format!("{label}: {e}"))),
+            }
+        }
+        with_lanes(|l| {
+            if let Some(v) = l.get_mut(i) {
+                v.quant = reports;
+            }
+        });
+        bump(&ctx);
+    }
+    ctx.phase.set(Phase::Done);
+    bump(&ctx);
+}
+
+fn download(name: &str, mime: &str, text: &str) {
+    let parts = js_sys::Array::of1(&JsValue::from_str(text));
+    let opts = web_sys::BlobPropertyBag::new();
+    opts.set_type(mime);
+    let Ok(blob) = web_sys::Blob::new_with_str_sequence_and_options(&parts, &opts) else {
+        return;
+    };
+    let Ok(url) = web_sys::Url::create_object_url_with_blob(&blob) else {
+        return;
+    };
+    if let Some(doc) = web_sys::window().and_then(|w| w.document())
+        && let Ok(a) = doc.create_element("a")
+        && let Ok(a) = a.dyn_into::<web_sys::HtmlAnchorElement>()
+    {
+        a.set_href(&url);
+        a.set_download(name);
+        a.click();
+    }
+    let _ = web_sys::Url::revoke_object_url(&url);
+}
+
+fn apply_record(ctx: &Ctx, rec: AppRecord) {
+    reset(ctx);
+    let (state, errors) = AppState::from_url(&rec.url);
+    ctx.app.set(state);
+    replace_url(&ctx.app.get_untracked().to_url());
+    let mut notes = vec![format!(
+        "Viewing an imported record ({} run(s), trained on {}). Run trains it again from scratch.",
+        rec.lanes.len(),
+        esc(&rec.backend)
+    )];
+    notes.extend(errors.iter().map(|e| e.to_string()));
+    ctx.notes.set(notes);
+    with_lanes(|l| *l = rec.lanes);
+    ctx.phase.set(Phase::Done);
+    bump(ctx);
+}
+
+async fn read_file(file: web_sys::File) -> Result<Vec<u8>, String> {
+    let buf = wasm_bindgen_futures::JsFuture::from(file.array_buffer())
+        .await
+        .map_err(|_| "the file could not be read".to_string())?;
+    Ok(js_sys::Uint8Array::new(&buf).to_vec())
+}
+
+fn input_file(ev: &leptos::ev::Event) -> Option<web_sys::File> {
+    let input: web_sys::HtmlInputElement = ev.target()?.dyn_into().ok()?;
+    let f = input.files()?.get(0);
+    input.set_value("");
+    f
+}
+
+// ------------------------------------------------------------------------------------------
+// Controls
+// ------------------------------------------------------------------------------------------
+
+enum Kind {
+    Select(&'static [&'static str]),
+    Num(&'static str),
+    Check,
+}
+
+struct Ctl {
+    key: &'static str,
+    label: &'static str,
+    kind: Kind,
+    help: &'static str,
+    show: fn(&RunSpec) -> bool,
+}
+
+fn always(_: &RunSpec) -> bool {
+    true
+}
+fn text_model(s: &RunSpec) -> bool {
+    s.model != ModelKind::Vit
+}
+fn vit(s: &RunSpec) -> bool {
+    s.model == ModelKind::Vit
+}
+fn bert(s: &RunSpec) -> bool {
+    s.model == ModelKind::Bert
+}
+fn clipped(s: &RunSpec) -> bool {
+    s.attn == AttnKind::Clipped
+}
+fn clipped_gz(s: &RunSpec) -> bool {
+    s.attn == AttnKind::Clipped && s.alpha.is_none()
+}
+fn gated(s: &RunSpec) -> bool {
+    s.attn == AttnKind::Gated
+}
+
+const GROUPS: &[(&str, &[Ctl])] = &[
+    (
+        "Model",
+        &[
+            Ctl { key: "model", label: "model", kind: Kind::Select(&["bert", "opt", "vit"]), help: "BERT: masked LM, post-LN. OPT: causal LM, pre-LN. ViT: image classifier.", show: always },
+            Ctl { key: "layers", label: "layers", kind: Kind::Num("1"), help: "Transformer blocks (1–48).", show: always },
+            Ctl { key: "d", label: "d_model", kind: Kind::Num("8"), help: "Hidden size; must divide by heads.", show: always },
+            Ctl { key: "heads", label: "heads", kind: Kind::Num("1"), help: "More heads = more heads that may want to do nothing.", show: always },
+            Ctl { key: "ffn", label: "d_ff", kind: Kind::Num("8"), help: "FFN width.", show: always },
+            Ctl { key: "seq", label: "sequence length", kind: Kind::Num("1"), help: "Tokens per sequence.", show: text_model },
+            Ctl { key: "img", label: "image size", kind: Kind::Num("1"), help: "Synthetic image side in pixels.", show: vit },
+            Ctl { key: "patch", label: "patch", kind: Kind::Num("1"), help: "Patch side; must divide the image.", show: vit },
+            Ctl { key: "classes", label: "classes", kind: Kind::Num("1"), help: "Shape classes (2–8).", show: vit },
+            Ctl { key: "patch_ln", label: "LN after patch embedding", kind: Kind::Check, help: "The paper's ViT setting.", show: vit },
+        ],
+    ),
+    (
+        "Attention",
+        &[
+            Ctl { key: "attn", label: "variant", kind: Kind::Select(&["vanilla", "clipped", "gated", "softmax1", "sink"]), help: "clipped: clip((ζ−γ)·softmax+γ, 0, 1). gated: sigmoid gate per head and token.", show: always },
+            Ctl { key: "alpha", label: "α (γ = −α/T)", kind: Kind::Num("0.5"), help: "Sets γ from the sequence length, ζ = 1. 'none' to use γ directly.", show: clipped },
+            Ctl { key: "gamma", label: "γ (stretch below 0)", kind: Kind::Num("0.005"), help: "Negative: lets softmax reach exact zeros.", show: clipped_gz },
+            Ctl { key: "zeta", label: "ζ (stretch above 1)", kind: Kind::Num("0.01"), help: "≥ 1; above 1 lets it reach exact ones.", show: clipped_gz },
+            Ctl { key: "gate", label: "gate", kind: Kind::Select(&["linear", "mlp", "uph", "cph", "allheads"]), help: "linear: one small Linear per head (the paper's default).", show: gated },
+            Ctl { key: "pi", label: "π_init", kind: Kind::Num("0.05"), help: "Initial gate probability.", show: gated },
+        ],
+    ),
+    (
+        "Training",
+        &[
+            Ctl { key: "steps", label: "steps", kind: Kind::Num("50"), help: "Training steps.", show: always },
+            Ctl { key: "batch", label: "batch", kind: Kind::Num("1"), help: "Sequences per step.", show: always },
+            Ctl { key: "lr", label: "learning rate", kind: Kind::Num("0.0001"), help: "Peak AdamW learning rate.", show: always },
+            Ctl { key: "warmup", label: "warm-up steps", kind: Kind::Num("10"), help: "Linear warm-up, then linear decay.", show: always },
+            Ctl { key: "wd", label: "weight decay", kind: Kind::Num("0.01"), help: "Decoupled (AdamW); not on biases or LayerNorm.", show: always },
+            Ctl { key: "b2", label: "Adam β₂", kind: Kind::Num("0.001"), help: "", show: always },
+            Ctl { key: "clip", label: "grad-norm clip", kind: Kind::Num("0.1"), help: "0 = off.", show: always },
+            Ctl { key: "init_std", label: "init σ", kind: Kind::Num("0.005"), help: "N(0, σ) for embeddings, FFNs.", show: always },
+            Ctl { key: "mask", label: "mask rate", kind: Kind::Num("0.05"), help: "BERT's masked-token fraction.", show: bert },
+            Ctl { key: "seed", label: "seed", kind: Kind::Num("1"), help: "One seed → data, init, masking and batch order.", show: always },
+            Ctl { key: "eval_every", label: "evaluate every", kind: Kind::Num("10"), help: "Steps between held-out evaluations.", show: always },
+        ],
+    ),
+];
+
+fn control(ctx: Ctx, c: &'static Ctl) -> impl IntoView {
+    let key = c.key;
+    let value = move || {
+        ctx.app
+            .with(|a| a.spec.get(key).unwrap_or_default())
+    };
+    let on_change = move |v: String| {
+        let mut a = ctx.app.get_untracked();
+        let res = a.spec.set(key, &v).and_then(|_| a.spec.validate());
+        match res {
+            Ok(()) => {
+                ctx.notes.set(a.spec.warnings());
+                ctx.app.set(a);
+                reset(&ctx);
+            }
+            Err(e) => {
+                ctx.notes.set(vec![e.to_string()]);
+                // Re-render so the control shows the value still in force.
+                ctx.app.update(|_| {});
+            }
+        }
+    };
+    let id = format!("ctl-{key}");
+    let input = match &c.kind {
+        Kind::Select(opts) => view! {
+            <select id=id.clone() prop:value=value on:change=move |ev| on_change(event_target_value(&ev))>
+                {opts.iter().map(|o| view! { <option value=*o>{*o}</option> }).collect_view()}
+            </select>
+        }
+        .into_any(),
+        Kind::Num(step) => view! {
+            <input id=id.clone() type="text" inputmode="decimal" data-step=*step prop:value=value
+                on:change=move |ev| on_change(event_target_value(&ev)) />
+        }
+        .into_any(),
+        Kind::Check => view! {
+            <input id=id.clone() type="checkbox" prop:checked=move || value() == "true"
+                on:change=move |ev| {
+                    let on = ev.target().and_then(|t| t.dyn_into::<web_sys::HtmlInputElement>().ok()).map(|i| i.checked()).unwrap_or(false);
+                    on_change(on.to_string())
+                } />
+        }
+        .into_any(),
+    };
+    let show = c.show;
+    view! {
+        <label class="ctl" for=id title=c.help style:display=move || if ctx.app.with(|a| show(&a.spec)) { "" } else { "none" }>
+            <span>{c.label}</span>
+            {input}
+        </label>
+    }
+}
+
+fn compare_box(ctx: Ctx) -> impl IntoView {
+    let kinds = [AttnKind::Vanilla, AttnKind::Clipped, AttnKind::Gated, AttnKind::Softmax1, AttnKind::Sink];
+    view! {
+        <fieldset class="group">
+            <legend>"Compare with"</legend>
+            {kinds.into_iter().map(|k| {
+                let id = format!("cmp-{k}");
+                let for_id = id.clone();
+                view! {
+                    <label class="chk" for=for_id>
+                        <input id=id type="checkbox"
+                            prop:checked=move || ctx.app.with(|a| a.compare.contains(&k))
+                            on:change=move |_| {
+                                ctx.app.update(|a| {
+                                    if let Some(p) = a.compare.iter().position(|x| *x == k) { a.compare.remove(p); } else { a.compare.push(k); }
+                                });
+                                reset(&ctx);
+                            } />
+                        <span style:color=lanes::color(&k.to_string())>"■ "</span>{k.to_string()}
+                    </label>
+                }
+            }).collect_view()}
+            <p class="hint">"Same data, init seed and batches; only attention differs."</p>
+        </fieldset>
+    }
+}
+
+fn data_box(ctx: Ctx) -> impl IntoView {
+    let cap_mb = qtlab_core::data::text_file::MAX_FILE_BYTES / (1024 * 1024);
+    let on_upload = move |ev: leptos::ev::Event| {
+        let Some(file) = input_file(&ev) else { return };
+        let name = file.name();
+        let size = file.size();
+        if size > qtlab_core::data::text_file::MAX_FILE_BYTES as f64 {
+            ctx.notes.set(vec![format!(
+                "`{}` is {:.0} MB; the limit is {cap_mb} MB.",
+                name,
+                size / 1048576.0
+            )]);
+            return;
+        }
+        spawn_local(async move {
+            let bytes = match read_file(file).await {
+                Ok(b) => b,
+                Err(e) => {
+                    ctx.notes.set(vec![e]);
+                    return;
+                }
+            };
+            match qtlab_core::data::text_file::text_from_bytes(&name, &bytes) {
+                Ok(text) => {
+                    let mut a = ctx.app.get_untracked();
+                    let set = a.spec.set("data", &format!("file:{name}")).and_then(|_| a.spec.validate());
+                    match set {
+                        Ok(()) => {
+                            with_engine(|e| e.upload = Some(runner::Upload { name: name.clone(), text }));
+                            // Validate the corpus against the model now, not at Run.
+                            match runner::load_data(&a.spec) {
+                                Ok(_) => {
+                                    ctx.notes.set(vec![format!("Loaded `{name}`. Runs now train on it.")]);
+                                    ctx.app.set(a);
+                                    reset(&ctx);
+                                }
+                                Err(e) => {
+                                    with_engine(|e| e.upload = None);
+                                    ctx.notes.set(vec![e]);
+                                }
+                            }
+                        }
+                        Err(e) => ctx.notes.set(vec![e.to_string()]),
+                    }
+                }
+                Err(e) => ctx.notes.set(vec![e.to_string()]),
+            }
+        });
+    };
+    view! {
+        <fieldset class="group" style:display=move || if ctx.app.with(|a| a.spec.model == ModelKind::Vit) { "none" } else { "" }>
+            <legend>"Data"</legend>
+            <p class="hint" id="data-now">{move || ctx.app.with(|a| match &a.spec.data {
+                qtlab_core::spec::DataSource::Synthetic => "Built-in synthetic English-like corpus.".to_string(),
+                qtlab_core::spec::DataSource::File(n) => format!("Your file: {n}"),
+            })}</p>
+            <label class="ctl" for="upload"><span>{format!("Upload text (UTF-8, ≤ {cap_mb} MB)")}</span>
+                <input id="upload" type="file" accept=".txt,text/plain" on:change=on_upload /></label>
+            <button class="small" on:click=move |_| {
+                let mut a = ctx.app.get_untracked();
+                let _ = a.spec.set("data", "synthetic");
+                ctx.app.set(a);
+                reset(&ctx);
+            }>"Use the built-in corpus"</button>
+        </fieldset>
+    }
+}
+
+fn quant_box(ctx: Ctx) -> impl IntoView {
+    let set_app = move |key: &'static str, v: String| {
+        let cur = ctx.app.get_untracked();
+        let url = format!("{}&{key}={v}", cur.to_url().split('&').filter(|kv| !kv.starts_with(&format!("{key}="))).collect::<Vec<_>>().join("&"));
+        let (next, errors) = AppState::from_url(&url);
+        if errors.is_empty() {
+            ctx.app.set(next);
+        } else {
+            ctx.notes.set(errors.iter().map(|e| e.to_string()).collect());
+            ctx.app.update(|_| {});
+        }
+    };
+    view! {
+        <fieldset class="group">
+            <legend>"Quantization"</legend>
+            <label class="ctl" for="q-points" title="Bit-width points, e.g. w8a8,w8a6,w8a4,w6a6,w4a8">
+                <span>"bit widths"</span>
+                <input id="q-points" type="text" prop:value=move || ctx.app.with(|a| a.quant_points.iter().map(|(w, x)| format!("w{w}a{x}")).collect::<Vec<_>>().join(","))
+                    on:change=move |ev| set_app("q", event_target_value(&ev)) />
+            </label>
+            <label class="ctl" for="q-ar" title="running_minmax (paper), current_minmax, percentile:99.99">
+                <span>"activation range"</span>
+                <select id="q-ar" prop:value=move || ctx.app.with(|a| a.act_range.clone()) on:change=move |ev| set_app("ar", event_target_value(&ev))>
+                    <option value="running_minmax">"running min-max"</option>
+                    <option value="current_minmax">"current min-max"</option>
+                    <option value="percentile:99.99">"percentile 99.99"</option>
+                    <option value="percentile:99.999">"percentile 99.999"</option>
+                </select>
+            </label>
+            <label class="ctl" for="q-wr" title="min-max (paper's BERT) or the 100-point MSE grid">
+                <span>"weight range"</span>
+                <select id="q-wr" prop:value=move || ctx.app.with(|a| if a.weight_range == qtlab_core::quant::weights::WeightRange::Mse { "mse".to_string() } else { "minmax".to_string() })
+                    on:change=move |ev| set_app("wr", event_target_value(&ev))>
+                    <option value="minmax">"min-max"</option>
+                    <option value="mse">"MSE grid"</option>
+                </select>
+            </label>
+        </fieldset>
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// Results
+// ------------------------------------------------------------------------------------------
+
+fn loss_chart(ctx: Ctx) -> impl IntoView {
+    let svg = move || {
+        ctx.version.track();
+        with_lanes(|lanes| {
+            let vals: Vec<Vec<(f64, f64)>> = lanes.iter().map(|l| l.val_curve()).collect();
+            let mut series = Vec::new();
+            for (l, v) in lanes.iter().zip(&vals) {
+                series.push(Series { name: &l.label, color: lanes::color(&l.attn), points: &l.losses, dashed: false });
+                series.push(Series { name: &l.label, color: lanes::color(&l.attn), points: v, dashed: true });
+            }
+            charts::line_chart("loss (solid: train, dashed: held-out)", "step", &series, false)
+        })
+    };
+    view! { <figure class="card" id="loss-chart"><div inner_html=svg></div>
+        <figcaption>"All variants should learn about equally well: the fixes must not cost quality."</figcaption></figure> }
+}
+
+fn layer_charts(ctx: Ctx) -> impl IntoView {
+    let svg = move || {
+        ctx.version.track();
+        with_lanes(|lanes| {
+            let layers = lanes.iter().map(|l| l.layers()).max().unwrap_or(0);
+            let mut out = String::new();
+            for l in 0..layers {
+                let infs: Vec<Vec<(f64, f64)>> = lanes.iter().map(|x| x.inf_curve(l)).collect();
+                let kurts: Vec<Vec<(f64, f64)>> = lanes.iter().map(|x| x.kurt_curve(l)).collect();
+                let s1: Vec<Series> = lanes.iter().zip(&infs).map(|(x, p)| Series { name: &x.label, color: lanes::color(&x.attn), points: p, dashed: false }).collect();
+                let s2: Vec<Series> = lanes.iter().zip(&kurts).map(|(x, p)| Series { name: &x.label, color: lanes::color(&x.attn), points: p, dashed: false }).collect();
+                let tap = lanes.first().map(|x| lanes::headline(x.model())).unwrap_or("");
+                out.push_str(&format!(r#"<div class="pair" data-layer="{l}">"#));
+                out.push_str(&charts::line_chart(&format!("layer {l} {tap}: max |x| (log)"), "step", &s1, true));
+                out.push_str(&charts::line_chart(&format!("layer {l} {tap}: kurtosis (log)"), "step", &s2, true));
+                out.push_str("</div>");
+            }
+            if layers == 0 {
+                out.push_str(r#"<p class="hint">Press Run (Space) to start.</p>"#);
+            }
+            out
+        })
+    };
+    view! { <figure class="card" id="outlier-charts"><div class="pairs" inner_html=svg></div>
+        <figcaption>"Per layer, the batch-mean of each sequence's largest |activation| and the kurtosis (3 = Gaussian). Outliers show as vanilla's line climbing away from the others."</figcaption></figure> }
+}
+
+fn summary_table(ctx: Ctx) -> impl IntoView {
+    let rows = move || {
+        ctx.version.track();
+        with_lanes(|lanes| {
+            lanes.iter().map(|l| {
+                let ev = l.evals.last();
+                let metric = ev.map(|e| match (e.ppl, e.accuracy) {
+                    (Some(p), _) => format!("{p:.3}"),
+                    (_, Some(a)) => format!("{:.1} %", 100.0 * a),
+                    _ => "–".into(),
+                }).unwrap_or("–".into());
+                let inf = ev.map(|e| format!("{:.2}", e.outliers.max_inf_norm)).unwrap_or("–".into());
+                let kurt = ev.map(|e| format!("{:.2}", e.outliers.avg_kurtosis)).unwrap_or("–".into());
+                let status = match &l.error { Some(e) => e.clone(), None => format!("{}/{}", l.step, l.steps) };
+                let color = lanes::color(&l.attn);
+                view! {
+                    <tr>
+                        <td><span style:color=color>"■ "</span>{l.label.clone()}</td>
+                        <td class="num">{metric}</td><td class="num">{inf}</td><td class="num">{kurt}</td>
+                        <td class="num">{format!("{:.0}", l.ms_per_step)}</td>
+                        <td class=if l.error.is_some() { "err" } else { "" }>{status}</td>
+                    </tr>
+                }
+            }).collect_view()
+        })
+    };
+    view! {
+        <figure class="card">
+            <table id="summary"><thead><tr><th>"variant"</th><th>"held-out ppl / acc"</th><th>"max inf-norm"</th><th>"avg kurtosis"</th><th>"ms/step"</th><th>"step"</th></tr></thead>
+            <tbody>{rows}</tbody></table>
+            <figcaption>"The paper's Table 2 columns at the last evaluation: max over layers of the headline tensor's inf-norm, and kurtosis averaged over all tracked tensors."</figcaption>
+        </figure>
+    }
+}
+
+fn lane_picker(ctx: Ctx) -> impl IntoView {
+    view! {
+        <select aria-label="variant" prop:value=move || ctx.sel_lane.get().to_string() on:change=move |ev| {
+            ctx.sel_lane.set(event_target_value(&ev).parse().unwrap_or(0));
+        }>
+            {move || { ctx.version.track(); with_lanes(|l| l.iter().enumerate().map(|(i, x)| view! { <option value=i.to_string()>{x.label.clone()}</option> }).collect_view()) }}
+        </select>
+    }
+}
+
+fn layer_picker(ctx: Ctx) -> impl IntoView {
+    view! {
+        <select aria-label="layer" prop:value=move || ctx.sel_layer.get().to_string() on:change=move |ev| {
+            ctx.sel_layer.set(event_target_value(&ev).parse().unwrap_or(0));
+        }>
+            {move || { ctx.version.track(); let n = with_lanes(|l| l.iter().map(|x| x.layers()).max().unwrap_or(0)); (0..n).map(|i| view! { <option value=i.to_string()>{format!("layer {i}")}</option> }).collect_view() }}
+        </select>
+    }
+}
+
+fn inspect_panel(ctx: Ctx) -> impl IntoView {
+    let canvas = NodeRef::<leptos::html::Canvas>::new();
+    let hist = move || {
+        ctx.version.track();
+        let (li, l) = (ctx.sel_lane.get(), ctx.sel_layer.get());
+        with_lanes(|lanes| {
+            let Some(lane) = lanes.get(li) else { return String::new() };
+            match lane.inspection.as_ref().and_then(|i| i.hists.get(l)) {
+                Some(h) => charts::histogram(&format!("{} — {} at step {}", lane.label, h.name, lane.inspection.as_ref().map(|i| i.step).unwrap_or(0)), h.range, &h.counts, lanes::color(&lane.attn)),
+                None => String::new(),
+            }
+        })
+    };
+    let heads_text = move || {
+        ctx.version.track();
+        let (li, l) = (ctx.sel_lane.get(), ctx.sel_layer.get());
+        with_lanes(|lanes| {
+            let Some(h) = lanes.get(li).and_then(|x| x.evals.last()).and_then(|e| e.outliers.heads.get(l)) else { return Vec::new() };
+            (0..h.first_mass.len()).map(|k| {
+                let gate = h.gate_mean.as_ref().and_then(|g| g.get(k)).map(|g| format!(", gate {g:.2}")).unwrap_or_default();
+                format!("head {k}: first token {:.0} %, delimiters {:.0} %{gate}", 100.0 * h.first_mass[k], 100.0 * h.delim_mass[k])
+            }).collect::<Vec<_>>()
+        })
+    };
+    Effect::new(move |_| {
+        ctx.version.track();
+        let (li, l) = (ctx.sel_lane.get(), ctx.sel_layer.get());
+        let Some(c) = canvas.get() else { return };
+        let el: &web_sys::HtmlCanvasElement = &c;
+        let Ok(Some(ctx2d)) = el.get_context("2d") else { return };
+        let Ok(ctx2d) = ctx2d.dyn_into::<web_sys::CanvasRenderingContext2d>() else { return };
+        let dark = web_sys::window().and_then(|w| w.match_media("(prefers-color-scheme: dark)").ok().flatten()).map(|m| m.matches()).unwrap_or(false);
+        ctx2d.clear_rect(0.0, 0.0, el.width() as f64, el.height() as f64);
+        with_lanes(|lanes| {
+            let Some(ins) = lanes.get(li).and_then(|x| x.inspection.as_ref()) else { return };
+            let Some(attn) = ins.attn.get(l) else { return };
+            let heads = ins.heads.max(1);
+            let seq = ins.tokens.len().max(1);
+            let size = 150.0;
+            el.set_width((heads as f64 * (size + 12.0)) as u32);
+            el.set_height((size + 34.0) as u32);
+            for h in 0..heads {
+                let x = h as f64 * (size + 12.0);
+                let part = &attn[(h * seq * seq).min(attn.len())..((h + 1) * seq * seq).min(attn.len())];
+                charts::draw_heatmap(&ctx2d, part, seq, x, 18.0, size, dark);
+                ctx2d.set_fill_style_str(if dark { "#ddd" } else { "#222" });
+                ctx2d.set_font("11px sans-serif");
+                let gate = ins.gates.get(l).and_then(|g| g.as_ref()).map(|g| {
+                    let s = &g[(h * seq).min(g.len())..((h + 1) * seq).min(g.len())];
+                    format!(" π̄={:.2}", s.iter().sum::<f32>() / s.len().max(1) as f32)
+                }).unwrap_or_default();
+                let _ = ctx2d.fill_text(&format!("head {h}{gate}"), x, 12.0);
+            }
+        });
+    });
+    view! {
+        <figure class="card" id="inspect">
+            <div class="row">{lane_picker(ctx)}{layer_picker(ctx)}</div>
+            <canvas node_ref=canvas width="640" height="190" aria-label="attention maps per head: rows are queries, columns keys"></canvas>
+            <ul class="heads">{move || heads_text().into_iter().map(|t| view! { <li>{t}</li> }).collect_view()}</ul>
+            <figcaption>"Attention of one held-out sequence (rows: queries, columns: keys). A head 'doing nothing' puts its mass on the first token or on delimiters; gated attention can instead close its gate."</figcaption>
+            <div inner_html=hist></div>
+            <figcaption>"Histogram of this layer's tracked activations (log counts): the few values far out in the tails are the outliers that stretch an 8-bit grid."</figcaption>
+        </figure>
+    }
+}
+
+fn quant_results(ctx: Ctx) -> impl IntoView {
+    let table = move || {
+        ctx.version.track();
+        with_lanes(|lanes| {
+            let points: Vec<String> = lanes.iter().flat_map(|l| l.quant.iter().map(|q| format!("W{}A{}", q.settings.w_bits, q.settings.a_bits))).fold(Vec::new(), |mut v, p| { if !v.contains(&p) { v.push(p) } v });
+            if points.is_empty() {
+                return view! { <p class="hint">"Train, then Quantize: each variant is calibrated on 16 training batches and evaluated on the held-out batches."</p> }.into_any();
+            }
+            let metric = lanes.first().map(|l| l.metric_name()).unwrap_or("");
+            let fmt = |m: &qtlab_core::quant::calibrate::QuantMetric| match (m.ppl, m.accuracy) { (Some(p), _) => format!("{p:.3}"), (_, Some(a)) => format!("{:.1} %", 100.0 * a), _ => "–".into() };
+            view! {
+                <table id="quant-table"><thead><tr><th>"variant"</th><th>{format!("FP {metric}")}</th>
+                    {points.iter().map(|p| view! { <th>{p.clone()}</th> }).collect_view()}</tr></thead>
+                <tbody>{lanes.iter().map(|l| view! {
+                    <tr><td><span style:color=lanes::color(&l.attn)>"■ "</span>{l.label.clone()}</td>
+                        <td class="num">{l.quant.first().map(|q| fmt(&q.fp)).unwrap_or("–".into())}</td>
+                        {points.iter().map(|p| {
+                            let q = l.quant.iter().find(|q| &format!("W{}A{}", q.settings.w_bits, q.settings.a_bits) == p);
+                            let cell = q.map(|q| {
+                                let rel = match (q.fp.ppl, q.quantized.ppl) { (Some(a), Some(b)) => format!(" ({:+.1} %)", 100.0 * (b / a - 1.0)), _ => String::new() };
+                                format!("{}{rel}", fmt(&q.quantized))
+                            }).unwrap_or("–".into());
+                            view! { <td class="num">{cell}</td> }
+                        }).collect_view()}
+                    </tr>
+                }).collect_view()}</tbody></table>
+            }.into_any()
+        })
+    };
+    let sweep = move || {
+        ctx.version.track();
+        with_lanes(|lanes| {
+            let curves: Vec<Vec<(f64, f64)>> = lanes.iter().map(|l| {
+                let mut v: Vec<(f64, f64)> = l.quant.iter().map(|q| (q.settings.a_bits as f64, q.quantized.ppl.or(q.quantized.accuracy.map(|a| 100.0 * a)).unwrap_or(f64::NAN))).collect();
+                v.sort_by(|a, b| a.0.total_cmp(&b.0));
+                v
+            }).collect();
+            if curves.iter().all(|c| c.is_empty()) { return String::new() }
+            let s: Vec<Series> = lanes.iter().zip(&curves).map(|(l, p)| Series { name: &l.label, color: lanes::color(&l.attn), points: p, dashed: false }).collect();
+            let metric = lanes.first().map(|l| l.metric_name()).unwrap_or("");
+            charts::line_chart(&format!("quantized {metric} vs activation bits"), "activation bits", &s, metric == "perplexity")
+        })
+    };
+    let sqnr = move || {
+        ctx.version.track();
+        let p = ctx.sel_point.get();
+        with_lanes(|lanes| {
+            let Some(first) = lanes.iter().find_map(|l| l.quant.get(p)) else { return String::new() };
+            let names: Vec<String> = first.act_sqnr.iter().map(|s| s.name.clone()).collect();
+            let series: Vec<(&str, &str, Vec<f64>)> = lanes.iter().filter_map(|l| l.quant.get(p).map(|q| (l.label.as_str(), lanes::color(&l.attn), names.iter().map(|n| q.act_sqnr.iter().find(|s| &s.name == n).map(|s| s.sqnr_db).unwrap_or(f64::NAN)).collect()))).collect();
+            charts::bars(&format!("activation SQNR per quantizer at W{}A{} (dB, higher is better)", first.settings.w_bits, first.settings.a_bits), &names, &series)
+        })
+    };
+    view! {
+        <section class="card" id="quant">
+            <div class="row">
+                <button id="quantize" on:click=move |_| {
+                    if ctx.running.get_untracked() { ctx.running.set(false); }
+                    spawn_local(quantize_all(ctx));
+                }>"Quantize"</button>
+                <select aria-label="SQNR point" prop:value=move || ctx.sel_point.get().to_string() on:change=move |ev| ctx.sel_point.set(event_target_value(&ev).parse().unwrap_or(0))>
+                    {move || ctx.app.with(|a| a.quant_points.iter().enumerate().map(|(i, (w, x))| view! { <option value=i.to_string()>{format!("SQNR at W{w}A{x}")}</option> }).collect_view())}
+                </select>
+            </div>
+            {table}
+            <div class="row"><div inner_html=sweep></div></div>
+            <p class="hint">"Lower activation bits make a wide range costly: where vanilla's line lifts off first is where its outliers hurt."</p>
+            <div inner_html=sqnr></div>
+        </section>
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// App
+// ------------------------------------------------------------------------------------------
+
+const PRESETS: &[(&str, &str)] = &[
+    ("Quick look: BERT, gated vs vanilla", "attn=gated&steps=300&cmp=vanilla,clipped"),
+    ("BERT, clipped softmax α=0.5", "attn=clipped&alpha=0.5&steps=300&cmp=vanilla"),
+    ("OPT, gated vs vanilla", "model=opt&attn=gated&steps=300&cmp=vanilla"),
+    ("ViT on synthetic shapes", "model=vit&attn=gated&steps=300&cmp=vanilla"),
+    ("Real GPU: BERT 4 layers, d 128, seq 64", "layers=4&d=128&heads=4&ffn=512&seq=64&batch=32&steps=2500&warmup=100&attn=gated&cmp=vanilla,clipped&eval_every=250"),
+];
+
+#[component]
+pub fn App() -> impl IntoView {
+    let (state, errors) = AppState::from_url(&location_hash());
+    let ctx = Ctx {
+        app: RwSignal::new(state),
+        phase: RwSignal::new(Phase::Probing),
+        running: RwSignal::new(false),
+        version: RwSignal::new(0),
+        banner: RwSignal::new(None),
+        notes: RwSignal::new(errors.iter().map(|e| format!("Link: {e}")).collect()),
+        backend: RwSignal::new("probing…".into()),
+        sel_layer: RwSignal::new(0),
+        sel_lane: RwSignal::new(0),
+        sel_point: RwSignal::new(0),
+        help: RwSignal::new(false),
+        copied: RwSignal::new(false),
+    };
+    provide_context(ctx);
+
+    // The address bar follows every edit (replaceState: no history flood).
+    Effect::new(move |_| {
+        let url = ctx.app.with(|a| a.to_url());
+        replace_url(&url);
+    });
+
+    // Probe the GPU once; any failure falls back to the CPU with a banner naming the reason.
+    spawn_local(async move {
+        let forced = ctx.app.get_untracked().backend == BackendChoice::Cpu;
+        let result = if forced { Err(GpuProblem::ChosenCpu) } else { runner::probe_gpu().await };
+        match result {
+            Ok((device, name)) => {
+                with_engine(|e| { e.gpu = Some(device); e.gpu_name = name.clone(); });
+                ctx.backend.set(format!("WebGPU ({})", if name.is_empty() { "adapter" } else { &name }));
+            }
+            Err(p) => {
+                ctx.banner.set(Some((p.code().to_string(), p.message())));
+                with_engine(|e| e.gpu_problem = Some(p));
+                ctx.backend.set("CPU (WebAssembly)".into());
+            }
+        }
+        ctx.phase.set(Phase::Idle);
+        // A finished run from an earlier visit with the same link comes back.
+        if let Some(s) = storage()
+            && let Ok(Some(json)) = s.get_item(SAVED_KEY)
+            && let Ok(rec) = lanes::parse_record(json.as_bytes())
+            && rec.url == ctx.app.get_untracked().to_url()
+        {
+            with_lanes(|l| *l = rec.lanes);
+            ctx.phase.set(Phase::Done);
+            ctx.notes.update(|n| n.push("Restored the finished run saved in this browser for this link.".into()));
+            bump(&ctx);
+        }
+    });
+
+    let _keys = window_event_listener(leptos::ev::keydown, move |ev: web_sys::KeyboardEvent| {
+        let tag = ev.target().and_then(|t| t.dyn_into::<web_sys::Element>().ok()).map(|e| e.tag_name()).unwrap_or_default();
+        if matches!(tag.as_str(), "INPUT" | "SELECT" | "TEXTAREA" | "BUTTON") || ev.ctrl_key() || ev.meta_key() || ev.alt_key() {
+            return;
+        }
+        match ev.key().as_str() {
+            " " => { ev.prevent_default(); toggle_run(ctx); }
+            "ArrowRight" => { ev.prevent_default(); start(ctx, true); }
+            "r" | "R" => reset(&ctx),
+            "?" => ctx.help.update(|h| *h = !*h),
+            "Escape" => ctx.help.set(false),
+            _ => {}
+        }
+    });
+
+    let phase_text = move || match ctx.phase.get() {
+        Phase::Probing => "Looking for a GPU…".to_string(),
+        Phase::Idle => "Ready. Space runs, → steps.".to_string(),
+        Phase::Warming(s) => format!("Warming up: {s}"),
+        Phase::Running => "Training…".to_string(),
+        Phase::Paused => "Paused.".to_string(),
+        Phase::Done => "Done.".to_string(),
+        Phase::Quantizing(s) => format!("Quantizing: {s}"),
+    };
+    let fingerprint = move || ctx.app.with(|a| a.spec.fingerprint());
+
+    view! {
+        <header>
+            <h1>"qtlab" <small>" — quantizable transformers lab"</small></h1>
+            <p class="sub">"Heads that learn to do nothing grow activation outliers that break 8-bit quantization. Clipped softmax and gated attention remove them. Train both beside vanilla, here, on your GPU."</p>
+        </header>
+        {move || ctx.banner.get().map(|(code, msg)| view! { <div class="banner" id="banner" data-code=code role="status">{msg}</div> })}
+        <div class="notes" id="notes" role="status" aria-live="polite">
+            {move || ctx.notes.get().into_iter().map(|n| view! { <p>{n}</p> }).collect_view()}
+        </div>
+        <main>
+            <aside class="controls" aria-label="settings">
+                <fieldset class="group"><legend>"Presets"</legend>
+                    <select id="preset" aria-label="preset" on:change=move |ev| {
+                        let v = event_target_value(&ev);
+                        if let Some((_, frag)) = PRESETS.iter().find(|(n, _)| *n == v) {
+                            let (s, errs) = AppState::from_url(frag);
+                            ctx.app.set(s);
+                            ctx.notes.set(errs.iter().map(|e| e.to_string()).collect());
+                            reset(&ctx);
+                        }
+                    }>
+                        <option value="">"choose a preset…"</option>
+                        {PRESETS.iter().map(|(n, _)| view! { <option value=*n>{*n}</option> }).collect_view()}
+                    </select>
+                </fieldset>
+                {GROUPS.iter().map(|(name, ctls)| view! {
+                    <fieldset class="group"><legend>{*name}</legend>
+                        {ctls.iter().map(|c| control(ctx, c)).collect_view()}
+                    </fieldset>
+                }).collect_view()}
+                {data_box(ctx)}
+                {compare_box(ctx)}
+                {quant_box(ctx)}
+            </aside>
+            <section class="results">
+                <div class="toolbar" role="toolbar" aria-label="run">
+                    <button id="run" class="primary" on:click=move |_| toggle_run(ctx) aria-keyshortcuts="Space">
+                        {move || if ctx.running.get() { "Pause" } else { "Run" }}</button>
+                    <button id="step" on:click=move |_| start(ctx, true) aria-keyshortcuts="ArrowRight">"Step"</button>
+                    <button id="reset" on:click=move |_| reset(&ctx) aria-keyshortcuts="R">"Reset"</button>
+                    <span class="phase" id="phase">{phase_text}</span>
+                    <span class="backend" id="backend">{move || ctx.backend.get()}</span>
+                </div>
+                <div class="toolbar">
+                    <span class="fp" title="Short hash of the run settings: equal fingerprints, equal runs">"run " <code id="fingerprint">{fingerprint}</code></span>
+                    <button id="copy-link" on:click=move |_| {
+                        let link = share_link(&ctx.app.get_untracked().to_url());
+                        if let Some(w) = web_sys::window() {
+                            let clip = w.navigator().clipboard();
+                            let _ = clip.write_text(&link);
+                        }
+                        ctx.copied.set(true);
+                    }>{move || if ctx.copied.get() { "Link copied" } else { "Copy link" }}</button>
+                    <button id="export-json" on:click=move |_| {
+                        let rec = current_record(&ctx);
+                        if let Ok(j) = serde_json::to_string_pretty(&rec) { download(&format!("qtlab-{}.json", fingerprint()), "application/json", &j); }
+                    }>"Export JSON"</button>
+                    <button id="export-csv" on:click=move |_| {
+                        let csv = with_lanes(|l| lanes::to_csv(l));
+                        download(&format!("qtlab-{}.csv", fingerprint()), "text/csv", &csv);
+                    }>"Export CSV"</button>
+                    <label class="filebtn" for="import">"Import…"
+                        <input id="import" type="file" accept=".json,application/json" on:change=move |ev| {
+                            let Some(file) = input_file(&ev) else { return };
+                            spawn_local(async move {
+                                match read_file(file).await.and_then(|b| lanes::parse_record(&b)) {
+                                    Ok(rec) => apply_record(&ctx, rec),
+                                    Err(e) => ctx.notes.set(vec![format!("Import: {e}")]),
+                                }
+                            });
+                        } /></label>
+                    <button id="help-btn" on:click=move |_| ctx.help.update(|h| *h = !*h) aria-keyshortcuts="?">"?"</button>
+                </div>
+                {summary_table(ctx)}
+                {loss_chart(ctx)}
+                {layer_charts(ctx)}
+                {inspect_panel(ctx)}
+                {quant_results(ctx)}
+            </section>
+        </main>
+        <Show when=move || ctx.help.get()>
+            <div class="help" id="help" role="dialog" aria-label="help">
+                <h2>"Keys"</h2>
+                <p><kbd>"Space"</kbd>" run / pause · "<kbd>"→"</kbd>" one step · "<kbd>"R"</kbd>" reset · "<kbd>"?"</kbd>" this help · "<kbd>"Esc"</kbd>" close"</p>
+                <h2>"What you see"</h2>
+                <p>"Each step trains every compared variant on the same batch. Max |x| is the paper's infinity norm of the FFN output (BERT) or block output (OPT, ViT), averaged over sequences; kurtosis measures how heavy the tails are. Quantize simulates W8A8 (or your bit widths): weights symmetric per tensor, activations asymmetric with running min-max ranges, as in the paper."</p>
+                <p>"The link in the address bar holds every setting and the seed: the same link trains the same run."</p>
+                <button on:click=move |_| ctx.help.set(false)>"Close"</button>
+            </div>
+        </Show>
+        <footer><p>"Bondarenko, Nagel, Blankevoort. Quantizable Transformers: Removing Outliers by Helping Attention Heads Do Nothing. NeurIPS 2023."</p></footer>
+    }
+}

@@ -1,0 +1,78 @@
+//! The app's inspection (attention maps, gates, histograms) and the weight copy it quantizes with.
+
+use burn::tensor::{Device, read_sync};
+use qtlab_core::dataset::RunData;
+use qtlab_core::inspect::{HIST_BINS, inspect, model_to_device};
+use qtlab_core::quant::calibrate::{QuantSettings, quantize_and_evaluate, quantize_model};
+use qtlab_core::quant::weights::WeightRange;
+use qtlab_core::spec::RunSpec;
+use qtlab_core::train::Trainer;
+
+fn trainer(text: &str) -> Trainer {
+    let spec = RunSpec::parse(text).unwrap();
+    let data = RunData::load(&spec, None).unwrap();
+    Trainer::new(spec, data, &Device::flex())
+}
+
+#[test]
+fn attention_rows_sum_to_one_and_histograms_count_every_value() {
+    let mut t = trainer("layers=2&d=32&heads=4&ffn=64&seq=12&batch=3&attn=gated&steps=3");
+    for _ in 0..2 {
+        t.step_sync(false).unwrap();
+    }
+    let ins = inspect(&t).unwrap();
+    assert_eq!(ins.step, 2);
+    assert_eq!(ins.heads, 4);
+    assert_eq!(ins.tokens.len(), 12);
+    assert_eq!(ins.attn.len(), 2);
+    for layer in &ins.attn {
+        assert_eq!(layer.len(), 4 * 12 * 12);
+        for row in layer.chunks(12) {
+            let s: f32 = row.iter().sum();
+            assert!((s - 1.0).abs() < 1e-4, "softmax row sums to {s}");
+        }
+    }
+    // Gated: one gate per head and token, all probabilities.
+    for g in &ins.gates {
+        let g = g.as_ref().expect("gated attention has gates");
+        assert_eq!(g.len(), 4 * 12);
+        assert!(g.iter().all(|&p| p > 0.0 && p < 1.0));
+    }
+    assert_eq!(ins.hists.len(), 2);
+    for h in &ins.hists {
+        assert_eq!(h.counts.len(), HIST_BINS);
+        assert_eq!(h.counts.iter().sum::<u64>(), 3 * 12 * 32, "{}", h.name);
+        assert!(h.range > 0.0);
+    }
+}
+
+#[test]
+fn clipped_softmax_can_put_exact_zeros_in_the_attention_map() {
+    let t = trainer("layers=1&d=16&heads=2&ffn=32&seq=8&batch=2&attn=clipped&gamma=-0.3");
+    let ins = inspect(&t).unwrap();
+    assert!(ins.gates.iter().all(Option::is_none));
+    assert!(ins.attn[0].iter().any(|&p| p == 0.0), "γ = −0.3 at T = 8 clips");
+}
+
+#[test]
+fn weight_copy_gives_the_same_model_and_the_same_quantization() {
+    let mut t = trainer("layers=1&d=16&heads=2&ffn=32&seq=8&batch=4&steps=3&eval_batches=2&attn=gated");
+    for _ in 0..3 {
+        t.step_sync(false).unwrap();
+    }
+    let copy = read_sync(model_to_device(t.model(), &Device::flex())).unwrap();
+    let settings = QuantSettings {
+        w_bits: 8,
+        a_bits: 6,
+        weight_range: WeightRange::MinMax,
+        act_range: "running_minmax".into(),
+        calib_batches: 2,
+    };
+    let direct = quantize_and_evaluate(&t, &settings).unwrap();
+    let via_copy =
+        quantize_model(&copy, &t.spec, &t.data, &Device::flex(), &settings).unwrap();
+    assert_eq!(direct.fp, via_copy.fp);
+    assert_eq!(direct.quantized, via_copy.quantized);
+    assert!(direct.quantized.loss.is_finite());
+    assert!(!direct.act_sqnr.is_empty());
+}

@@ -1,0 +1,165 @@
+// End-to-end tests of the built app in headless Chromium (WebGPU on SwiftShader here).
+// Usage: node e2e/app.test.mjs <dist dir>. Screenshots go to out/e2e/.
+import assert from 'node:assert/strict';
+import { serve, browser, open, waitDone, exportRecord, shot } from './lib.mjs';
+
+const dist = process.argv[2] || 'dist';
+const server = await serve(dist, 8772);
+const b = await browser();
+let failed = 0;
+const results = [];
+
+async function test(name, fn) {
+  const t0 = Date.now();
+  try {
+    await fn();
+    results.push(`ok   ${name} (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
+  } catch (e) {
+    failed++;
+    results.push(`FAIL ${name}: ${e.stack || e}`);
+  }
+  console.log(results[results.length - 1]);
+}
+
+// A tiny run, so SwiftShader gets through it in seconds per step.
+const TINY = 'v=1&model=bert&layers=1&d=16&heads=2&ffn=32&seq=8&batch=4&steps=4&eval_every=2&eval_batches=2&seed=7';
+
+await test('a shared link restores every control', async () => {
+  const { page, ctx, errors } = await open(b, `${server.url}#${TINY}&attn=gated&pi=0.3&gate=mlp&lr=0.002&cmp=vanilla,clipped&q=w8a8,w4a8`);
+  const v = (id) => page.$eval(id, (e) => e.value);
+  assert.equal(await v('#ctl-model'), 'bert');
+  assert.equal(await v('#ctl-layers'), '1');
+  assert.equal(await v('#ctl-d'), '16');
+  assert.equal(await v('#ctl-heads'), '2');
+  assert.equal(await v('#ctl-attn'), 'gated');
+  assert.equal(await v('#ctl-gate'), 'mlp');
+  assert.equal(await v('#ctl-pi'), '0.3');
+  assert.equal(await v('#ctl-lr'), '0.002');
+  assert.equal(await v('#ctl-seed'), '7');
+  assert.equal(await v('#q-points'), 'w8a8,w4a8');
+  assert.equal(await page.$eval('#cmp-vanilla', (e) => e.checked), true);
+  assert.equal(await page.$eval('#cmp-clipped', (e) => e.checked), true);
+  assert.equal(await page.$eval('#cmp-gated', (e) => e.checked), true);
+  assert.equal(await page.$eval('#cmp-sink', (e) => e.checked), false);
+  // The address bar holds the canonical form of the same run.
+  const hash = await page.evaluate(() => location.hash);
+  assert.match(hash, /attn=gated/);
+  assert.match(hash, /pi=0.3/);
+  assert.deepEqual(errors, []);
+  await ctx.close();
+});
+
+let firstLosses = null;
+await test('train on WebGPU, two variants side by side; charts move; quantize', async () => {
+  const { page, ctx, errors } = await open(b, `${server.url}#${TINY}&attn=gated&cmp=vanilla`);
+  assert.match(await page.textContent('#backend'), /WebGPU/);
+  assert.equal(await page.$('#banner'), null, 'no fallback banner on WebGPU');
+  await page.click('#run');
+  await waitDone(page);
+  const rows = await page.$$eval('#summary tbody tr', (r) => r.map((x) => x.textContent));
+  assert.equal(rows.length, 2, 'gated and vanilla');
+  assert.match(rows[0], /gated/);
+  assert.match(rows[1], /vanilla/);
+  assert.match(rows[0], /4\/4/);
+  // Loss and outlier charts have drawn lines.
+  const paths = await page.$$eval('#loss-chart path', (p) => p.map((x) => x.getAttribute('d')));
+  assert.ok(paths.some((d) => d && d.includes('L')), 'loss chart has a line');
+  const layers = await page.$$eval('#outlier-charts .pair', (p) => p.length);
+  assert.equal(layers, 1);
+  const infPaths = await page.$$eval('#outlier-charts path', (p) => p.filter((x) => (x.getAttribute('d') || '').length > 0).length);
+  assert.ok(infPaths >= 2, 'inf-norm lines for both variants');
+  const rec = await exportRecord(page);
+  assert.equal(rec.lanes.length, 2);
+  assert.equal(rec.lanes[0].losses.length, 4);
+  assert.ok(rec.lanes.every((l) => l.losses.every(([, x]) => Number.isFinite(x))));
+  firstLosses = rec.lanes.map((l) => l.losses.map(([, x]) => x));
+  await shot(page, 'trained-webgpu');
+  await page.click('#quantize');
+  await page.waitForSelector('#quant-table tbody tr', { timeout: 300000 });
+  await page.waitForFunction(() => document.querySelector('#phase').textContent.startsWith('Done'), null, { timeout: 300000 });
+  const qrows = await page.$$eval('#quant-table tbody tr', (r) => r.map((x) => x.textContent));
+  assert.equal(qrows.length, 2);
+  assert.ok(qrows.every((r) => /\d+\.\d{3}/.test(r)), `numbers in every row: ${qrows}`);
+  await shot(page, 'quantized-webgpu');
+  assert.deepEqual(errors, []);
+  await ctx.close();
+});
+
+await test('the same link twice gives the same losses', async () => {
+  const { page, ctx } = await open(b, `${server.url}#${TINY}&attn=gated&cmp=vanilla`);
+  await page.click('#run');
+  await waitDone(page);
+  const rec = await exportRecord(page);
+  const again = rec.lanes.map((l) => l.losses.map(([, x]) => x));
+  assert.ok(firstLosses, 'first run recorded');
+  for (let i = 0; i < again.length; i++) {
+    for (let k = 0; k < again[i].length; k++) {
+      const a = firstLosses[i][k], c = again[i][k];
+      assert.ok(Math.abs(a - c) <= 1e-6 * Math.max(1, Math.abs(a)), `lane ${i} step ${k}: ${a} vs ${c}`);
+    }
+  }
+  await ctx.close();
+});
+
+await test('forced CPU fallback shows the banner and still trains', async () => {
+  const { page, ctx, errors } = await open(b, `${server.url}#${TINY}&backend=cpu&cmp=`);
+  assert.equal(await page.getAttribute('#banner', 'data-code'), 'chosen-cpu');
+  assert.match(await page.textContent('#backend'), /CPU/);
+  await page.keyboard.press('Space');
+  await waitDone(page);
+  const rec = await exportRecord(page);
+  assert.equal(rec.lanes.length, 1);
+  assert.equal(rec.lanes[0].losses.length, 4);
+  await shot(page, 'cpu-fallback');
+  assert.deepEqual(errors, []);
+  await ctx.close();
+});
+
+await test('without a WebGPU adapter the app falls back and says why', async () => {
+  const nogpu = await browser({ webgpu: false });
+  const { page } = await open(nogpu, `${server.url}#${TINY}&cmp=`);
+  const code = await page.getAttribute('#banner', 'data-code');
+  assert.ok(['no-adapter', 'no-webgpu'].includes(code), code);
+  await page.click('#step');
+  await page.waitForFunction(() => document.querySelector('#summary tbody tr')?.textContent.includes('1/4'), null, { timeout: 120000 });
+  await nogpu.close();
+});
+
+await test('a malformed link shows a message and the defaults, not a blank page', async () => {
+  const { page, ctx, errors } = await open(b, `${server.url}#heads=banana&layers=abc&zzz=1&<script>=x&seed=%zz`);
+  const notes = await page.textContent('#notes');
+  assert.match(notes, /heads/);
+  assert.match(notes, /layers/);
+  assert.match(notes, /zzz/);
+  assert.equal(await page.$eval('#ctl-heads', (e) => e.value), '4');
+  assert.equal(await page.$eval('#ctl-layers', (e) => e.value), '2');
+  assert.equal(await page.$('script:not([type]):not([src])'), null, 'nothing from the URL became a script');
+  await shot(page, 'malformed-url');
+  assert.deepEqual(errors, []);
+  await ctx.close();
+});
+
+await test('editing a control updates the link without adding history entries', async () => {
+  const { page, ctx } = await open(b, `${server.url}#${TINY}`);
+  const before = await page.evaluate(() => history.length);
+  await page.fill('#ctl-layers', '3');
+  await page.press('#ctl-layers', 'Tab');
+  await page.fill('#ctl-seed', '11');
+  await page.press('#ctl-seed', 'Tab');
+  const hash = await page.evaluate(() => location.hash);
+  assert.match(hash, /layers=3/);
+  assert.match(hash, /seed=11/);
+  assert.equal(await page.evaluate(() => history.length), before);
+  // An impossible value is refused with a message naming the field; the old value stays.
+  await page.fill('#ctl-heads', '5');
+  await page.press('#ctl-heads', 'Tab');
+  assert.match(await page.textContent('#notes'), /heads|d_model|divis/i);
+  assert.doesNotMatch(await page.evaluate(() => location.hash), /heads=5/);
+  await ctx.close();
+});
+
+await b.close();
+server.stop();
+console.log(results.join('\n'));
+console.log(failed ? `${failed} e2e test(s) FAILED` : 'all e2e tests passed');
+process.exit(failed ? 1 : 0);

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Builds the app and runs the end-to-end tests in headless Chromium (WebGPU on SwiftShader
+# when there is no GPU). Screenshots land in out/e2e/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/env.sh
+./scripts/build-web.sh
+echo "==> browser tests (chromium $(chromium --version 2>/dev/null | awk '{print $2}'))"
+QTLAB_NPM="$QTLAB_NPM" node e2e/app.test.mjs dist
