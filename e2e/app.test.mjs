@@ -1,7 +1,8 @@
 // End-to-end tests of the built app in headless Chromium (WebGPU on SwiftShader here).
 // Usage: node e2e/app.test.mjs <dist dir>. Screenshots go to out/e2e/.
 import assert from 'node:assert/strict';
-import { serve, browser, open, waitDone, exportRecord, shot } from './lib.mjs';
+import fs from 'node:fs';
+import { serve, browser, open, waitDone, exportRecord, shot, OUT } from './lib.mjs';
 
 const dist = process.argv[2] || 'dist';
 const server = await serve(dist, 8772);
@@ -34,18 +35,21 @@ await test('a shared link restores every control', async () => {
   assert.equal(await v('#ctl-attn'), 'gated');
   assert.equal(await v('#ctl-gate'), 'mlp');
   assert.equal(await v('#ctl-pi'), '0.3');
-  assert.equal(await v('#ctl-lr'), '0.002');
+  assert.equal(Number(await v('#ctl-lr')), 0.002);
   assert.equal(await v('#ctl-seed'), '7');
   assert.equal(await v('#q-points'), 'w8a8,w4a8');
   assert.equal(await page.$eval('#cmp-vanilla', (e) => e.checked), true);
   assert.equal(await page.$eval('#cmp-clipped', (e) => e.checked), true);
-  assert.equal(await page.$eval('#cmp-gated', (e) => e.checked), true);
+  assert.equal(await page.$eval('#cmp-gated', (e) => e.checked), false, 'gated is the run itself');
   assert.equal(await page.$eval('#cmp-sink', (e) => e.checked), false);
   // The address bar holds the canonical form of the same run.
   const hash = await page.evaluate(() => location.hash);
   assert.match(hash, /attn=gated/);
   assert.match(hash, /pi=0.3/);
-  assert.deepEqual(errors, []);
+  const csp = await page.$eval('meta[http-equiv=Content-Security-Policy]', (m) => m.content);
+  assert.match(csp, /script-src 'self' 'wasm-unsafe-eval' 'sha256-/);
+  assert.doesNotMatch(csp, /unsafe-inline|'unsafe-eval'/);
+  assert.deepEqual(errors, [], 'no console errors, CSP violations included');
   await ctx.close();
 });
 
@@ -158,8 +162,102 @@ await test('editing a control updates the link without adding history entries', 
   await ctx.close();
 });
 
+
+await test('an exported record imports back, and bad files are refused with a message', async () => {
+  const { page, ctx, errors } = await open(b, `${server.url}#${TINY}&backend=cpu&cmp=vanilla`);
+  await page.click('#run');
+  await waitDone(page);
+  const rec = await exportRecord(page);
+  const fresh = await open(b, `${server.url}#backend=cpu`);
+  const tmp = `${OUT}/record.json`;
+  fs.writeFileSync(tmp, JSON.stringify(rec));
+  await fresh.page.setInputFiles('#import', tmp);
+  await fresh.page.waitForFunction(() => document.querySelectorAll('#summary tbody tr').length === 2);
+  assert.match(await fresh.page.textContent('#notes'), /imported record/);
+  assert.equal(await fresh.page.$eval('#ctl-seed', (e) => e.value), '7');
+  for (const [name, bytes, re] of [['empty.json', Buffer.alloc(0), /empty/], ['bin.json', Buffer.from([0xff, 0xfe, 0, 1]), /not UTF-8/],
+    ['x.json', Buffer.from('{"qtlab":1}'), /not a qtlab record/]]) {
+    await fresh.page.setInputFiles('#import', { name, mimeType: 'application/json', buffer: bytes });
+    await fresh.page.waitForFunction((r) => new RegExp(r).test(document.querySelector('#notes').textContent), re.source);
+  }
+  await fresh.ctx.close();
+  assert.deepEqual(errors, []);
+  await ctx.close();
+});
+
+await test('uploads: empty, binary, non-UTF-8 and tiny files get a message; a real text trains', async () => {
+  const { page, ctx, errors } = await open(b, `${server.url}#${TINY}&backend=cpu&cmp=`);
+  assert.match(await page.textContent('label[for=upload]'), /200 MB/);
+  const cases = [
+    ['empty.txt', Buffer.alloc(0), /empty/i],
+    ['img.txt', Buffer.from([0x89, 0x50, 0x4e, 0x47, 0, 0, 0, 13, 0x49, 0x48]), /binary/i],
+    ['latin1.txt', Buffer.from('caf\xe9 '.repeat(400), 'latin1'), /UTF-8/i],
+    ['a.txt', Buffer.from('a'.repeat(50)), /too short|at least|characters/i],
+  ];
+  for (const [name, buffer, re] of cases) {
+    await page.setInputFiles('#upload', { name, mimeType: 'text/plain', buffer });
+    await page.waitForFunction((r) => new RegExp(r, 'i').test(document.querySelector('#notes').textContent), re.source);
+  }
+  // One character repeated is valid text: it trains (there is just nothing to learn).
+  await page.setInputFiles('#upload', { name: 'same.txt', mimeType: 'text/plain', buffer: Buffer.from('x'.repeat(5000)) });
+  await page.waitForFunction(() => /Loaded/.test(document.querySelector('#notes').textContent));
+  assert.match(await page.evaluate(() => location.hash), /data=file:same.txt/);
+  await page.click('#run');
+  await waitDone(page);
+  const rec = await exportRecord(page);
+  assert.equal(rec.lanes[0].losses.length, 4);
+  assert.deepEqual(errors, []);
+  await ctx.close();
+});
+
+await test('divergence stops the run with a message and keeps the curves', async () => {
+  // lr=10 alone does not blow up a LayerNorm'd toy model, so NaN weights are injected at step 3.
+  const { page, ctx, errors } = await open(b, `${server.url}#v=1&layers=1&d=16&heads=2&ffn=32&seq=8&batch=4&eval_every=5&eval_batches=1&backend=cpu&cmp=vanilla&lr=10&steps=50`);
+  await page.evaluate(() => { window.__qtlabPoisonAt = 3; });
+  await page.click('#run');
+  await waitDone(page);
+  const rows = await page.$$eval('#summary tbody tr', (r) => r.map((x) => x.textContent));
+  assert.ok(rows.every((r) => /diverged at step 3/.test(r)), rows.join(' | '));
+  const rec = await exportRecord(page);
+  for (const lane of rec.lanes) {
+    assert.equal(lane.losses.length, 3, 'the three good steps are kept');
+    assert.match(lane.error, /diverged/);
+  }
+  const csv = await Promise.all([page.waitForEvent('download'), page.click('#export-csv')]).then(([d]) => d.path()).then((p) => fs.readFileSync(p, 'utf8'));
+  assert.equal(csv.trim().split('\n').length, 1 + 2 * 3, 'CSV has the kept steps of both runs');
+  assert.deepEqual(errors, []);
+  await ctx.close();
+});
+
+await test('a finished run survives a reload', async () => {
+  const url = `${server.url}#${TINY}&backend=cpu&cmp=&seed=99`;
+  const { page, ctx } = await open(b, url);
+  await page.click('#run');
+  await waitDone(page);
+  await page.reload();
+  await page.waitForSelector('#notes');
+  await page.waitForFunction(() => /Restored/.test(document.querySelector('#notes').textContent), null, { timeout: 60000 });
+  assert.match(await page.textContent('#summary tbody tr'), /4\/4/);
+  await ctx.close();
+});
+
+await test('phone width and dark mode render', async () => {
+  const ctx = await b.newContext({ viewport: { width: 390, height: 844 }, colorScheme: 'dark' });
+  const page = await ctx.newPage();
+  await page.goto(`${server.url}#${TINY}&backend=cpu`);
+  await page.waitForSelector('#run');
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert.ok(overflow <= 1, `no horizontal scroll at phone width (overflow ${overflow}px)`);
+  await page.keyboard.press('ArrowRight');
+  await page.waitForFunction(() => document.querySelector('#summary tbody tr')?.textContent.includes('1/4'));
+  await page.keyboard.press('?');
+  await page.waitForSelector('#help');
+  await shot(page, 'phone-dark');
+  await ctx.close();
+});
+
 await b.close();
 server.stop();
-console.log(results.join('\n'));
+
 console.log(failed ? `${failed} e2e test(s) FAILED` : 'all e2e tests passed');
 process.exit(failed ? 1 : 0);

@@ -27,18 +27,25 @@ pub struct Series<'a> {
 }
 
 fn nice_num(v: f64) -> String {
+    tick(v, v.abs())
+}
+
+/// Formats `v` with enough digits to tell apart ticks `step` apart: 0.0012 and 0.0014, not
+/// 0.00 twice. Integers stay integers.
+fn tick(v: f64, step: f64) -> String {
     let a = v.abs();
     if a == 0.0 {
-        "0".into()
-    } else if !(1e-2..1e4).contains(&a) {
-        format!("{v:.1e}")
-    } else if a >= 100.0 {
-        format!("{v:.0}")
-    } else if a >= 10.0 {
-        format!("{v:.1}")
-    } else {
-        format!("{v:.2}")
+        return "0".into();
     }
+    if !(1e-3..1e5).contains(&a) {
+        return format!("{v:.1e}");
+    }
+    if (v - v.round()).abs() < 1e-9 && step >= 1.0 {
+        return format!("{v:.0}");
+    }
+    let step = if step > 0.0 { step } else { a };
+    let decimals = (-(step.log10().floor()) + 1.0).clamp(0.0, 6.0) as usize;
+    format!("{v:.decimals$}")
 }
 
 /// A line chart; `log_y` plots log10 of positive values (non-positive points are skipped).
@@ -94,9 +101,11 @@ pub fn line_chart(title: &str, x_label: &str, series: &[Series], log_y: bool) ->
         let v = y0 + (y1 - y0) * i as f64 / 4.0;
         let y = t + (1.0 - i as f64 / 4.0) * (h - t - b);
         let label = if log_y {
-            nice_num(10f64.powf(v))
+            let real = 10f64.powf(v);
+            let step = real - 10f64.powf(v - (y1 - y0) / 4.0);
+            tick(real, step)
         } else {
-            nice_num(v)
+            tick(v, (y1 - y0) / 4.0)
         };
         let _ = write!(
             svg,
@@ -113,7 +122,7 @@ pub fn line_chart(title: &str, x_label: &str, series: &[Series], log_y: bool) ->
             r#"<text x="{:.1}" y="{}" class="tick" text-anchor="middle">{}</text>"#,
             sx(v),
             h - b + 12.0,
-            nice_num(v.round())
+            tick(v.round(), ((x1 - x0) / 4.0).max(1.0))
         );
     }
     let _ = write!(

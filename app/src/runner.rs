@@ -235,3 +235,12 @@ pub fn now_ms() -> f64 {
         .map(|p| p.now())
         .unwrap_or(0.0)
 }
+
+/// Test hook: the browser tests set `window.__qtlabPoisonAt = <step>` to inject NaN weights at
+/// that step, since the tiny models here rarely diverge on their own.
+pub fn poison_requested(step: usize) -> bool {
+    web_sys::window()
+        .and_then(|w| Reflect::get(&w, &"__qtlabPoisonAt".into()).ok())
+        .and_then(|v| v.as_f64())
+        .is_some_and(|s| s as usize == step)
+}

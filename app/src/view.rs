@@ -152,6 +152,9 @@ async fn run_loop(ctx: Ctx, single: bool) {
             }
             progressed = true;
             let with_stats = t.step % STATS_EVERY == 0 || t.step + 1 == t.spec.steps;
+            if runner::poison_requested(t.step) {
+                t.map_model(qtlab_core::train::poison_weights);
+            }
             let t0 = runner::now_ms();
             let res = t.step_async(with_stats).await;
             let dt = runner::now_ms() - t0;
@@ -504,7 +507,7 @@ fn control(ctx: Ctx, c: &'static Ctl) -> impl IntoView {
     let input = match &c.kind {
         Kind::Select(opts) => view! {
             <select id=id.clone() prop:value=value on:change=move |ev| on_change(event_target_value(&ev))>
-                {opts.iter().map(|o| view! { <option value=*o>{*o}</option> }).collect_view()}
+                {opts.iter().map(|o| view! { <option value=*o prop:selected=move || value() == *o>{*o}</option> }).collect_view()}
             </select>
         }
         .into_any(),
@@ -712,7 +715,7 @@ fn layer_charts(ctx: Ctx) -> impl IntoView {
         })
     };
     view! { <figure class="card" id="outlier-charts"><div class="pairs" inner_html=svg></div>
-        <figcaption>"Per layer, the batch-mean of each sequence's largest |activation| and the kurtosis (3 = Gaussian). Outliers show as vanilla's line climbing away from the others."</figcaption></figure> }
+        <figcaption>"Per layer, the batch-mean of each sequence's largest |activation| (training batches) and its kurtosis (held-out batches; 3 = Gaussian). Outliers show as vanilla's line climbing away from the others. Kurtosis is the paper's m₄/(s⁴+10⁻⁶), so it reads near 0 while activations are still tiny."</figcaption></figure> }
 }
 
 fn summary_table(ctx: Ctx) -> impl IntoView {
@@ -722,6 +725,7 @@ fn summary_table(ctx: Ctx) -> impl IntoView {
             lanes.iter().map(|l| {
                 let ev = l.evals.last();
                 let metric = ev.map(|e| match (e.ppl, e.accuracy) {
+                    (Some(p), _) if p.abs() >= 1e5 => format!("{p:.2e}"),
                     (Some(p), _) => format!("{p:.3}"),
                     (_, Some(a)) => format!("{:.1} %", 100.0 * a),
                     _ => "–".into(),

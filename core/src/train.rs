@@ -407,6 +407,21 @@ fn run_shard(
     }
 }
 
+/// Multiplies every weight by NaN: fault injection, so tests (native and in the browser) can
+/// check that a diverged run is caught within one step and its curves are kept.
+pub fn poison_weights(model: Model) -> Model {
+    struct Poison;
+    impl burn::module::ModuleMapper for Poison {
+        fn map_float<const D: usize>(
+            &mut self,
+            p: burn::module::Param<Tensor<D>>,
+        ) -> burn::module::Param<Tensor<D>> {
+            p.map(|t| t.mul_scalar(f32::NAN))
+        }
+    }
+    burn::module::Module::map(model, &mut Poison)
+}
+
 #[derive(Debug)]
 pub enum TrainError {
     Data(DataError),

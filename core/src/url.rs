@@ -23,6 +23,7 @@ pub enum BackendChoice {
 /// Everything a shared link carries.
 #[derive(Clone, Debug, PartialEq)]
 pub struct AppState {
+    /// The run. Default: [`RunSpec::default`] with gated attention.
     pub spec: RunSpec,
     /// Attention variants trained beside `spec.attn` on the same data and seed. Default: vanilla.
     pub compare: Vec<AttnKind>,
@@ -42,7 +43,11 @@ pub struct AppState {
 impl Default for AppState {
     fn default() -> Self {
         AppState {
-            spec: RunSpec::default(),
+            // The app opens on the paper's main contrast: gated attention beside vanilla.
+            spec: RunSpec {
+                attn: AttnKind::Gated,
+                ..RunSpec::default()
+            },
             compare: vec![AttnKind::Vanilla],
             quant_points: vec![(8, 8), (8, 6), (8, 4)],
             weight_range: WeightRange::MinMax,
@@ -102,7 +107,7 @@ impl AppState {
             });
             return (state, errors);
         }
-        let mut spec = RunSpec::default();
+        let mut spec = state.spec.clone();
         let mut seen: Vec<String> = Vec::new();
         for segment in text.split('&').filter(|s| !s.is_empty()) {
             let Some((key, raw)) = segment.split_once('=') else {
@@ -298,7 +303,7 @@ mod tests {
     fn inconsistent_spec_falls_back_to_defaults_with_a_message() {
         // d=64 is not divisible by 5 heads: each key is fine alone, the pair is not.
         let (s, errors) = AppState::from_url("#heads=5&d=64&cmp=gated");
-        assert_eq!(s.spec, RunSpec::default());
+        assert_eq!(s.spec, AppState::default().spec);
         assert_eq!(s.compare, vec![AttnKind::Gated]);
         assert_eq!(errors.len(), 1);
         assert!(errors[0].message.contains("reset to the defaults"), "{errors:?}");

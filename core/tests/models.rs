@@ -242,18 +242,11 @@ fn weight_decay_spares_biases_and_layer_norms() {
 
 #[test]
 fn a_nan_in_the_weights_is_caught_within_one_step() {
-    use burn::module::{Module, ModuleMapper, Param};
-    struct Poison;
-    impl ModuleMapper for Poison {
-        fn map_float<const D: usize>(&mut self, p: Param<Tensor<D>>) -> Param<Tensor<D>> {
-            p.map(|t| t.mul_scalar(f32::NAN))
-        }
-    }
     let s = spec("model=bert&layers=1&d=16&heads=2&ffn=32&seq=8&batch=2&steps=10");
     let data = RunData::load(&s, None).unwrap();
     let mut tr = Trainer::new(s, data, &Device::flex());
     assert!(tr.step_sync(false).is_ok());
-    tr.map_model(|m| m.map(&mut Poison));
+    tr.map_model(qtlab_core::train::poison_weights);
     match tr.step_sync(false) {
         Err(qtlab_core::train::TrainError::Diverged { step, .. }) => assert_eq!(step, 1),
         other => panic!("expected divergence, got {:?}", other.map(|r| r.loss)),
