@@ -25,6 +25,39 @@ async function test(name, fn) {
 // A tiny run, so SwiftShader gets through it in seconds per step.
 const TINY = 'v=1&model=bert&layers=1&d=16&heads=2&ffn=32&seq=8&batch=4&steps=4&eval_every=2&eval_batches=2&seed=7';
 
+await test('a lost GPU device mid-run: message, curves kept, continue on the CPU without reload', async () => {
+  const ctx = await b.newContext({ acceptDownloads: true });
+  // Keep a handle on every GPUDevice the page creates, so the test can destroy Burn's.
+  await ctx.addInitScript(() => {
+    window.__devs = [];
+    const orig = GPUAdapter.prototype.requestDevice;
+    GPUAdapter.prototype.requestDevice = async function (...a) {
+      const d = await orig.apply(this, a);
+      window.__devs.push(d);
+      return d;
+    };
+  });
+  const page = await ctx.newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(String(e)));
+  await page.goto(`${server.url}#v=1&layers=1&d=16&heads=2&ffn=32&seq=8&batch=4&steps=400&eval_every=1000&eval_batches=1&cmp=`);
+  await page.waitForFunction(() => /WebGPU/.test(document.querySelector('#backend')?.textContent || ''), null, { timeout: 120000 });
+  await page.click('#run');
+  await page.waitForFunction(() => { const m = /(\d+)\/400/.exec(document.querySelector('#summary tbody tr')?.textContent || ''); return m && Number(m[1]) >= 3; }, null, { timeout: 300000 });
+  const n = await page.evaluate(() => { window.__devs.forEach((d) => d.destroy()); return window.__devs.length; });
+  assert.ok(n >= 1);
+  await page.waitForSelector('#banner[data-code=device-lost]', { timeout: 60000 });
+  const kept = await exportRecord(page);
+  assert.ok(kept.lanes[0].losses.length >= 3, 'curves up to the loss are kept');
+  await shot(page, 'device-lost');
+  await page.click('#continue-cpu');
+  await page.waitForFunction(() => /\d+\/400/.test(document.querySelector('#summary tbody tr')?.textContent || '') && !document.querySelector('#banner'), null, { timeout: 60000 });
+  await page.click('#run'); // pause
+  assert.match(await page.textContent('#backend'), /CPU/);
+  assert.deepEqual(errors, []);
+  await ctx.close();
+});
+
 await test('a shared link restores every control', async () => {
   const { page, ctx, errors } = await open(b, `${server.url}#${TINY}&attn=gated&pi=0.3&gate=mlp&lr=0.002&cmp=vanilla,clipped&q=w8a8,w4a8`);
   const v = (id) => page.$eval(id, (e) => e.value);
@@ -198,6 +231,15 @@ await test('uploads: empty, binary, non-UTF-8 and tiny files get a message; a re
     await page.setInputFiles('#upload', { name, mimeType: 'text/plain', buffer });
     await page.waitForFunction((r) => new RegExp(r, 'i').test(document.querySelector('#notes').textContent), re.source);
   }
+  // Over the cap: refused from its size alone, before it is read.
+  await page.evaluate(() => {
+    const dt = new DataTransfer();
+    dt.items.add(new File([new Uint8Array(201 * 1024 * 1024)], 'huge.txt', { type: 'text/plain' }));
+    const input = document.querySelector('#upload');
+    input.files = dt.files;
+    input.dispatchEvent(new Event('change', { bubbles: true }));
+  });
+  await page.waitForFunction(() => /limit is 200 MB/.test(document.querySelector('#notes').textContent));
   // One character repeated is valid text: it trains (there is just nothing to learn).
   await page.setInputFiles('#upload', { name: 'same.txt', mimeType: 'text/plain', buffer: Buffer.from('x'.repeat(5000)) });
   await page.waitForFunction(() => /Loaded/.test(document.querySelector('#notes').textContent));
@@ -238,6 +280,20 @@ await test('a finished run survives a reload', async () => {
   await page.waitForSelector('#notes');
   await page.waitForFunction(() => /Restored/.test(document.querySelector('#notes').textContent), null, { timeout: 60000 });
   assert.match(await page.textContent('#summary tbody tr'), /4\/4/);
+  await ctx.close();
+});
+
+await test('a full browser storage is reported, not silent', async () => {
+  const ctx = await b.newContext({ acceptDownloads: true });
+  await ctx.addInitScript(() => {
+    Storage.prototype.setItem = function () { throw new DOMException('full', 'QuotaExceededError'); };
+  });
+  const page = await ctx.newPage();
+  await page.goto(`${server.url}#${TINY}&backend=cpu&cmp=&seed=5`);
+  await page.waitForFunction(() => /CPU/.test(document.querySelector('#backend')?.textContent || ''));
+  await page.click('#run');
+  await waitDone(page);
+  await page.waitForFunction(() => /storage is full/.test(document.querySelector('#notes').textContent));
   await ctx.close();
 });
 

@@ -311,7 +311,11 @@ pub fn draw_heatmap(
     let cell = size / seq.max(1) as f64;
     for q in 0..seq {
         for k in 0..seq {
-            let p = probs.get(q * seq + k).copied().unwrap_or(0.0).clamp(0.0, 1.0) as f64;
+            let p = probs
+                .get(q * seq + k)
+                .copied()
+                .unwrap_or(0.0)
+                .clamp(0.0, 1.0) as f64;
             // sqrt: most rows are spread thin; the square root keeps weak patterns visible.
             let v = p.sqrt();
             let (r, g, b) = if dark {
@@ -328,7 +332,12 @@ pub fn draw_heatmap(
                 )
             };
             ctx.set_fill_style_str(&format!("rgb({r},{g},{b})"));
-            ctx.fill_rect(x + k as f64 * cell, y + q as f64 * cell, cell + 0.5, cell + 0.5);
+            ctx.fill_rect(
+                x + k as f64 * cell,
+                y + q as f64 * cell,
+                cell + 0.5,
+                cell + 0.5,
+            );
         }
     }
 }
@@ -339,7 +348,10 @@ mod tests {
 
     #[test]
     fn escapes_markup() {
-        assert_eq!(esc("<img src=x onerror='a'>&"), "&lt;img src=x onerror=&#39;a&#39;&gt;&amp;");
+        assert_eq!(
+            esc("<img src=x onerror='a'>&"),
+            "&lt;img src=x onerror=&#39;a&#39;&gt;&amp;"
+        );
     }
 
     #[test]

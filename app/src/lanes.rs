@@ -127,10 +127,7 @@ impl LaneView {
     }
 
     pub fn val_curve(&self) -> Vec<(f64, f64)> {
-        self.evals
-            .iter()
-            .map(|e| (e.step as f64, e.loss))
-            .collect()
+        self.evals.iter().map(|e| (e.step as f64, e.loss)).collect()
     }
 
     pub fn layers(&self) -> usize {
@@ -205,13 +202,14 @@ pub fn parse_record(bytes: &[u8]) -> Result<AppRecord, String> {
     }
     let text = std::str::from_utf8(bytes)
         .map_err(|_| "the file is not UTF-8 text, so it is not a qtlab record".to_string())?;
-    let rec: AppRecord = serde_json::from_str(text)
-        .map_err(|e| format!("not a qtlab record ({e})"))?;
+    let rec: AppRecord =
+        serde_json::from_str(text).map_err(|e| format!("not a qtlab record ({e})"))?;
     if rec.lanes.is_empty() {
         return Err("the record has no runs in it".into());
     }
     for lane in &rec.lanes {
-        RunSpec::parse(&lane.spec).map_err(|e| format!("a run in the record has a bad spec: {e}"))?;
+        RunSpec::parse(&lane.spec)
+            .map_err(|e| format!("a run in the record has a bad spec: {e}"))?;
     }
     Ok(rec)
 }

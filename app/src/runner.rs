@@ -28,6 +28,8 @@ pub enum GpuProblem {
     SelfTestWrong(String),
     /// The link asked for the CPU (`backend=cpu`).
     ChosenCpu,
+    /// The GPU device was lost (or reported an error) during the session.
+    Lost(String),
 }
 
 impl GpuProblem {
@@ -38,6 +40,7 @@ impl GpuProblem {
             GpuProblem::DeviceFailed(e) => format!("The GPU adapter refused to create a device ({e}). Training runs on the CPU."),
             GpuProblem::SelfTestWrong(e) => format!("The GPU failed a tiny self-test ({e}), so its results cannot be trusted. Training runs on the CPU."),
             GpuProblem::ChosenCpu => "The CPU backend was chosen (backend=cpu in the link). Remove it to use WebGPU.".into(),
+            GpuProblem::Lost(e) => format!("The GPU device was lost ({e}). The curves so far are kept; continue on the CPU to train this run again there."),
         }
     }
 
@@ -48,6 +51,7 @@ impl GpuProblem {
             GpuProblem::DeviceFailed(_) => "device-failed",
             GpuProblem::SelfTestWrong(_) => "self-test",
             GpuProblem::ChosenCpu => "chosen-cpu",
+            GpuProblem::Lost(_) => "device-lost",
         }
     }
 }
@@ -117,11 +121,21 @@ pub async fn probe_gpu() -> Result<(Device, String), GpuProblem> {
     {
         let _ = destroy.call0(&probe_device);
     }
-    let device = Device::wgpu_options()
-        .init_async()
+    let (device, setup) = Device::wgpu_options()
+        .init_with_setup_async()
         .await
         .map_err(|e| GpuProblem::DeviceFailed(format!("{e:?}")))?;
-    self_test(&device).await.map_err(GpuProblem::SelfTestWrong)?;
+    // wgpu's default handler panics on any uncaptured error, which in wasm kills the page; a lost
+    // device or a failed submission is instead recorded, and the training loop stops on it.
+    setup
+        .device
+        .set_device_lost_callback(|reason, msg| mark_lost(format!("{reason:?}: {msg}")));
+    setup
+        .device
+        .on_uncaptured_error(std::sync::Arc::new(|e| mark_lost(e.to_string())));
+    self_test(&device)
+        .await
+        .map_err(GpuProblem::SelfTestWrong)?;
     Ok((device, name))
 }
 
@@ -173,6 +187,8 @@ pub struct Engine {
     pub gpu_problem: Option<GpuProblem>,
     pub generation: u64,
     pub lanes: Vec<Option<Trainer>>,
+    /// Whether the current lanes train on the GPU.
+    pub on_gpu: bool,
     pub upload: Option<Upload>,
 }
 
@@ -243,4 +259,19 @@ pub fn poison_requested(step: usize) -> bool {
         .and_then(|w| Reflect::get(&w, &"__qtlabPoisonAt".into()).ok())
         .and_then(|v| v.as_f64())
         .is_some_and(|s| s as usize == step)
+}
+
+static GPU_LOST: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
+fn mark_lost(msg: String) {
+    if let Ok(mut g) = GPU_LOST.lock()
+        && g.is_none()
+    {
+        *g = Some(msg);
+    }
+}
+
+/// Why the GPU device went away, once it has.
+pub fn gpu_lost() -> Option<String> {
+    GPU_LOST.lock().ok().and_then(|g| g.clone())
 }

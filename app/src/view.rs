@@ -108,7 +108,11 @@ fn ensure_lanes(ctx: &Ctx) -> bool {
         trainers.push(Some(qtlab_core::train::Trainer::new(spec, data, &device)));
     }
     ctx.notes.set(notes);
-    with_engine(|e| e.lanes = trainers);
+    let on_gpu = runner::current_device().1;
+    with_engine(|e| {
+        e.lanes = trainers;
+        e.on_gpu = on_gpu;
+    });
     with_lanes(|l| *l = views);
     bump(ctx);
     true
@@ -122,18 +126,38 @@ async fn run_loop(ctx: Ctx, single: bool) {
     }
     let generation = with_engine(|e| e.generation);
     let n = with_engine(|e| e.lanes.len());
+    let on_gpu = with_engine(|e| e.on_gpu);
     let mut last_draw = 0.0;
     let first = with_lanes(|l| l.iter().all(|v| v.step == 0));
     if first {
         ctx.phase.set(Phase::Warming(
             "compiling shaders and running the first step…".into(),
         ));
+        // The first GPU step compiles every kernel, which can take many seconds on a slow
+        // adapter; a ticking clock shows the page is alive meanwhile.
+        let t_start = runner::now_ms();
+        spawn_local(async move {
+            loop {
+                runner::sleep_ms(500).await;
+                if !matches!(ctx.phase.get_untracked(), Phase::Warming(_)) {
+                    break;
+                }
+                let secs = (runner::now_ms() - t_start) / 1000.0;
+                ctx.phase.set(Phase::Warming(format!(
+                    "compiling shaders and running the first step… {secs:.0} s"
+                )));
+            }
+        });
         runner::sleep_ms(0).await;
     } else {
         ctx.phase.set(Phase::Running);
     }
     loop {
         if with_engine(|e| e.generation) != generation {
+            return;
+        }
+        if on_gpu && let Some(msg) = runner::gpu_lost() {
+            device_lost(&ctx, msg);
             return;
         }
         let mut progressed = false;
@@ -178,6 +202,10 @@ async fn run_loop(ctx: Ctx, single: bool) {
                 Err(e) => err = Some(e.to_string()),
             }
             if with_engine(|e| e.generation) != generation {
+                return;
+            }
+            if on_gpu && let Some(msg) = runner::gpu_lost() {
+                device_lost(&ctx, msg);
                 return;
             }
             with_lanes(|l| {
@@ -233,6 +261,28 @@ async fn run_loop(ctx: Ctx, single: bool) {
     }
 }
 
+/// Stops on a lost GPU, keeps the curves, and offers the CPU.
+fn device_lost(ctx: &Ctx, msg: String) {
+    ctx.running.set(false);
+    with_engine(|e| {
+        e.generation += 1;
+        e.lanes.clear();
+    });
+    let p = GpuProblem::Lost(msg);
+    ctx.banner.set(Some((p.code().to_string(), p.message())));
+    with_engine(|e| e.gpu_problem = Some(p));
+    ctx.backend.set("CPU (WebAssembly) — GPU lost".into());
+    ctx.phase.set(Phase::Paused);
+    bump(ctx);
+}
+
+/// After a lost GPU: the same run again from step 0 on the CPU (same seed, same batches).
+fn continue_on_cpu(ctx: Ctx) {
+    reset(&ctx);
+    ctx.banner.set(None);
+    start(ctx, false);
+}
+
 fn storage() -> Option<web_sys::Storage> {
     web_sys::window().and_then(|w| w.local_storage().ok().flatten())
 }
@@ -254,9 +304,9 @@ fn save_finished(ctx: &Ctx) {
                 });
             }
         }
-        None => ctx
-            .notes
-            .update(|n| n.push("Browser storage is unavailable: runs are not kept across reloads.".into())),
+        None => ctx.notes.update(|n| {
+            n.push("Browser storage is unavailable: runs are not kept across reloads.".into())
+        }),
     }
 }
 
@@ -270,7 +320,12 @@ fn current_record(ctx: &Ctx) -> AppRecord {
 }
 
 fn start(ctx: Ctx, single: bool) {
-    if ctx.running.get_untracked() || matches!(ctx.phase.get_untracked(), Phase::Probing | Phase::Quantizing(_)) {
+    if ctx.running.get_untracked()
+        || matches!(
+            ctx.phase.get_untracked(),
+            Phase::Probing | Phase::Quantizing(_)
+        )
+    {
         return;
     }
     ctx.running.set(!single);
@@ -292,7 +347,9 @@ async fn quantize_all(ctx: Ctx) {
     let settings = ctx.app.get_untracked().quant_settings();
     let n = with_engine(|e| e.lanes.len());
     if n == 0 {
-        ctx.notes.set(vec!["Train first: there is no model to quantize yet.".into()]);
+        ctx.notes.set(vec![
+            "Train first: there is no model to quantize yet.".into(),
+        ]);
         return;
     }
     let cpu = qtlab_core::Device::flex();
@@ -301,7 +358,8 @@ async fn quantize_all(ctx: Ctx) {
             continue;
         };
         let label = with_lanes(|l| l.get(i).map(|v| v.label.clone()).unwrap_or_default());
-        ctx.phase.set(Phase::Quantizing(format!("copying {label} to the CPU…")));
+        ctx.phase
+            .set(Phase::Quantizing(format!("copying {label} to the CPU…")));
         runner::sleep_ms(0).await;
         let copied = qtlab_core::inspect::model_to_device(t.model(), &cpu).await;
         let spec = t.spec.clone();
@@ -440,53 +498,212 @@ const GROUPS: &[(&str, &[Ctl])] = &[
     (
         "Model",
         &[
-            Ctl { key: "model", label: "model", kind: Kind::Select(&["bert", "opt", "vit"]), help: "BERT: masked LM, post-LN. OPT: causal LM, pre-LN. ViT: image classifier.", show: always },
-            Ctl { key: "layers", label: "layers", kind: Kind::Num("1"), help: "Transformer blocks (1–48).", show: always },
-            Ctl { key: "d", label: "d_model", kind: Kind::Num("8"), help: "Hidden size; must divide by heads.", show: always },
-            Ctl { key: "heads", label: "heads", kind: Kind::Num("1"), help: "More heads = more heads that may want to do nothing.", show: always },
-            Ctl { key: "ffn", label: "d_ff", kind: Kind::Num("8"), help: "FFN width.", show: always },
-            Ctl { key: "seq", label: "sequence length", kind: Kind::Num("1"), help: "Tokens per sequence.", show: text_model },
-            Ctl { key: "img", label: "image size", kind: Kind::Num("1"), help: "Synthetic image side in pixels.", show: vit },
-            Ctl { key: "patch", label: "patch", kind: Kind::Num("1"), help: "Patch side; must divide the image.", show: vit },
-            Ctl { key: "classes", label: "classes", kind: Kind::Num("1"), help: "Shape classes (2–8).", show: vit },
-            Ctl { key: "patch_ln", label: "LN after patch embedding", kind: Kind::Check, help: "The paper's ViT setting.", show: vit },
+            Ctl {
+                key: "model",
+                label: "model",
+                kind: Kind::Select(&["bert", "opt", "vit"]),
+                help: "BERT: masked LM, post-LN. OPT: causal LM, pre-LN. ViT: image classifier.",
+                show: always,
+            },
+            Ctl {
+                key: "layers",
+                label: "layers",
+                kind: Kind::Num("1"),
+                help: "Transformer blocks (1–48).",
+                show: always,
+            },
+            Ctl {
+                key: "d",
+                label: "d_model",
+                kind: Kind::Num("8"),
+                help: "Hidden size; must divide by heads.",
+                show: always,
+            },
+            Ctl {
+                key: "heads",
+                label: "heads",
+                kind: Kind::Num("1"),
+                help: "More heads = more heads that may want to do nothing.",
+                show: always,
+            },
+            Ctl {
+                key: "ffn",
+                label: "d_ff",
+                kind: Kind::Num("8"),
+                help: "FFN width.",
+                show: always,
+            },
+            Ctl {
+                key: "seq",
+                label: "sequence length",
+                kind: Kind::Num("1"),
+                help: "Tokens per sequence.",
+                show: text_model,
+            },
+            Ctl {
+                key: "img",
+                label: "image size",
+                kind: Kind::Num("1"),
+                help: "Synthetic image side in pixels.",
+                show: vit,
+            },
+            Ctl {
+                key: "patch",
+                label: "patch",
+                kind: Kind::Num("1"),
+                help: "Patch side; must divide the image.",
+                show: vit,
+            },
+            Ctl {
+                key: "classes",
+                label: "classes",
+                kind: Kind::Num("1"),
+                help: "Shape classes (2–8).",
+                show: vit,
+            },
+            Ctl {
+                key: "patch_ln",
+                label: "LN after patch embedding",
+                kind: Kind::Check,
+                help: "The paper's ViT setting.",
+                show: vit,
+            },
         ],
     ),
     (
         "Attention",
         &[
-            Ctl { key: "attn", label: "variant", kind: Kind::Select(&["vanilla", "clipped", "gated", "softmax1", "sink"]), help: "clipped: clip((ζ−γ)·softmax+γ, 0, 1). gated: sigmoid gate per head and token.", show: always },
-            Ctl { key: "alpha", label: "α (γ = −α/T)", kind: Kind::Num("0.5"), help: "Sets γ from the sequence length, ζ = 1. 'none' to use γ directly.", show: clipped },
-            Ctl { key: "gamma", label: "γ (stretch below 0)", kind: Kind::Num("0.005"), help: "Negative: lets softmax reach exact zeros.", show: clipped_gz },
-            Ctl { key: "zeta", label: "ζ (stretch above 1)", kind: Kind::Num("0.01"), help: "≥ 1; above 1 lets it reach exact ones.", show: clipped_gz },
-            Ctl { key: "gate", label: "gate", kind: Kind::Select(&["linear", "mlp", "uph", "cph", "allheads"]), help: "linear: one small Linear per head (the paper's default).", show: gated },
-            Ctl { key: "pi", label: "π_init", kind: Kind::Num("0.05"), help: "Initial gate probability.", show: gated },
+            Ctl {
+                key: "attn",
+                label: "variant",
+                kind: Kind::Select(&["vanilla", "clipped", "gated", "softmax1", "sink"]),
+                help: "clipped: clip((ζ−γ)·softmax+γ, 0, 1). gated: sigmoid gate per head and token.",
+                show: always,
+            },
+            Ctl {
+                key: "alpha",
+                label: "α (γ = −α/T)",
+                kind: Kind::Num("0.5"),
+                help: "Sets γ from the sequence length, ζ = 1. 'none' to use γ directly.",
+                show: clipped,
+            },
+            Ctl {
+                key: "gamma",
+                label: "γ (stretch below 0)",
+                kind: Kind::Num("0.005"),
+                help: "Negative: lets softmax reach exact zeros.",
+                show: clipped_gz,
+            },
+            Ctl {
+                key: "zeta",
+                label: "ζ (stretch above 1)",
+                kind: Kind::Num("0.01"),
+                help: "≥ 1; above 1 lets it reach exact ones.",
+                show: clipped_gz,
+            },
+            Ctl {
+                key: "gate",
+                label: "gate",
+                kind: Kind::Select(&["linear", "mlp", "uph", "cph", "allheads"]),
+                help: "linear: one small Linear per head (the paper's default).",
+                show: gated,
+            },
+            Ctl {
+                key: "pi",
+                label: "π_init",
+                kind: Kind::Num("0.05"),
+                help: "Initial gate probability.",
+                show: gated,
+            },
         ],
     ),
     (
         "Training",
         &[
-            Ctl { key: "steps", label: "steps", kind: Kind::Num("50"), help: "Training steps.", show: always },
-            Ctl { key: "batch", label: "batch", kind: Kind::Num("1"), help: "Sequences per step.", show: always },
-            Ctl { key: "lr", label: "learning rate", kind: Kind::Num("0.0001"), help: "Peak AdamW learning rate.", show: always },
-            Ctl { key: "warmup", label: "warm-up steps", kind: Kind::Num("10"), help: "Linear warm-up, then linear decay.", show: always },
-            Ctl { key: "wd", label: "weight decay", kind: Kind::Num("0.01"), help: "Decoupled (AdamW); not on biases or LayerNorm.", show: always },
-            Ctl { key: "b2", label: "Adam β₂", kind: Kind::Num("0.001"), help: "", show: always },
-            Ctl { key: "clip", label: "grad-norm clip", kind: Kind::Num("0.1"), help: "0 = off.", show: always },
-            Ctl { key: "init_std", label: "init σ", kind: Kind::Num("0.005"), help: "N(0, σ) for embeddings, FFNs.", show: always },
-            Ctl { key: "mask", label: "mask rate", kind: Kind::Num("0.05"), help: "BERT's masked-token fraction.", show: bert },
-            Ctl { key: "seed", label: "seed", kind: Kind::Num("1"), help: "One seed → data, init, masking and batch order.", show: always },
-            Ctl { key: "eval_every", label: "evaluate every", kind: Kind::Num("10"), help: "Steps between held-out evaluations.", show: always },
+            Ctl {
+                key: "steps",
+                label: "steps",
+                kind: Kind::Num("50"),
+                help: "Training steps.",
+                show: always,
+            },
+            Ctl {
+                key: "batch",
+                label: "batch",
+                kind: Kind::Num("1"),
+                help: "Sequences per step.",
+                show: always,
+            },
+            Ctl {
+                key: "lr",
+                label: "learning rate",
+                kind: Kind::Num("0.0001"),
+                help: "Peak AdamW learning rate.",
+                show: always,
+            },
+            Ctl {
+                key: "warmup",
+                label: "warm-up steps",
+                kind: Kind::Num("10"),
+                help: "Linear warm-up, then linear decay.",
+                show: always,
+            },
+            Ctl {
+                key: "wd",
+                label: "weight decay",
+                kind: Kind::Num("0.01"),
+                help: "Decoupled (AdamW); not on biases or LayerNorm.",
+                show: always,
+            },
+            Ctl {
+                key: "b2",
+                label: "Adam β₂",
+                kind: Kind::Num("0.001"),
+                help: "",
+                show: always,
+            },
+            Ctl {
+                key: "clip",
+                label: "grad-norm clip",
+                kind: Kind::Num("0.1"),
+                help: "0 = off.",
+                show: always,
+            },
+            Ctl {
+                key: "init_std",
+                label: "init σ",
+                kind: Kind::Num("0.005"),
+                help: "N(0, σ) for embeddings, FFNs.",
+                show: always,
+            },
+            Ctl {
+                key: "mask",
+                label: "mask rate",
+                kind: Kind::Num("0.05"),
+                help: "BERT's masked-token fraction.",
+                show: bert,
+            },
+            Ctl {
+                key: "seed",
+                label: "seed",
+                kind: Kind::Num("1"),
+                help: "One seed → data, init, masking and batch order.",
+                show: always,
+            },
+            Ctl {
+                key: "eval_every",
+                label: "evaluate every",
+                kind: Kind::Num("10"),
+                help: "Steps between held-out evaluations.",
+                show: always,
+            },
         ],
     ),
 ];
 
 fn control(ctx: Ctx, c: &'static Ctl) -> impl IntoView {
     let key = c.key;
-    let value = move || {
-        ctx.app
-            .with(|a| a.spec.get(key).unwrap_or_default())
-    };
+    let value = move || ctx.app.with(|a| a.spec.get(key).unwrap_or_default());
     let on_change = move |v: String| {
         let mut a = ctx.app.get_untracked();
         let res = a.spec.set(key, &v).and_then(|_| a.spec.validate());
@@ -535,7 +752,13 @@ fn control(ctx: Ctx, c: &'static Ctl) -> impl IntoView {
 }
 
 fn compare_box(ctx: Ctx) -> impl IntoView {
-    let kinds = [AttnKind::Vanilla, AttnKind::Clipped, AttnKind::Gated, AttnKind::Softmax1, AttnKind::Sink];
+    let kinds = [
+        AttnKind::Vanilla,
+        AttnKind::Clipped,
+        AttnKind::Gated,
+        AttnKind::Softmax1,
+        AttnKind::Sink,
+    ];
     view! {
         <fieldset class="group">
             <legend>"Compare with"</legend>
@@ -586,14 +809,24 @@ fn data_box(ctx: Ctx) -> impl IntoView {
             match qtlab_core::data::text_file::text_from_bytes(&name, &bytes) {
                 Ok(text) => {
                     let mut a = ctx.app.get_untracked();
-                    let set = a.spec.set("data", &format!("file:{name}")).and_then(|_| a.spec.validate());
+                    let set = a
+                        .spec
+                        .set("data", &format!("file:{name}"))
+                        .and_then(|_| a.spec.validate());
                     match set {
                         Ok(()) => {
-                            with_engine(|e| e.upload = Some(runner::Upload { name: name.clone(), text }));
+                            with_engine(|e| {
+                                e.upload = Some(runner::Upload {
+                                    name: name.clone(),
+                                    text,
+                                })
+                            });
                             // Validate the corpus against the model now, not at Run.
                             match runner::load_data(&a.spec) {
                                 Ok(_) => {
-                                    ctx.notes.set(vec![format!("Loaded `{name}`. Runs now train on it.")]);
+                                    ctx.notes.set(vec![format!(
+                                        "Loaded `{name}`. Runs now train on it."
+                                    )]);
                                     ctx.app.set(a);
                                     reset(&ctx);
                                 }
@@ -632,12 +865,20 @@ fn data_box(ctx: Ctx) -> impl IntoView {
 fn quant_box(ctx: Ctx) -> impl IntoView {
     let set_app = move |key: &'static str, v: String| {
         let cur = ctx.app.get_untracked();
-        let url = format!("{}&{key}={v}", cur.to_url().split('&').filter(|kv| !kv.starts_with(&format!("{key}="))).collect::<Vec<_>>().join("&"));
+        let url = format!(
+            "{}&{key}={v}",
+            cur.to_url()
+                .split('&')
+                .filter(|kv| !kv.starts_with(&format!("{key}=")))
+                .collect::<Vec<_>>()
+                .join("&")
+        );
         let (next, errors) = AppState::from_url(&url);
         if errors.is_empty() {
             ctx.app.set(next);
         } else {
-            ctx.notes.set(errors.iter().map(|e| e.to_string()).collect());
+            ctx.notes
+                .set(errors.iter().map(|e| e.to_string()).collect());
             ctx.app.update(|_| {});
         }
     };
@@ -681,14 +922,29 @@ fn loss_chart(ctx: Ctx) -> impl IntoView {
             let vals: Vec<Vec<(f64, f64)>> = lanes.iter().map(|l| l.val_curve()).collect();
             let mut series = Vec::new();
             for (l, v) in lanes.iter().zip(&vals) {
-                series.push(Series { name: &l.label, color: lanes::color(&l.attn), points: &l.losses, dashed: false });
-                series.push(Series { name: &l.label, color: lanes::color(&l.attn), points: v, dashed: true });
+                series.push(Series {
+                    name: &l.label,
+                    color: lanes::color(&l.attn),
+                    points: &l.losses,
+                    dashed: false,
+                });
+                series.push(Series {
+                    name: &l.label,
+                    color: lanes::color(&l.attn),
+                    points: v,
+                    dashed: true,
+                });
             }
-            charts::line_chart("loss (solid: train, dashed: held-out)", "step", &series, false)
+            charts::line_chart(
+                "loss (solid: train, dashed: held-out)",
+                "step",
+                &series,
+                false,
+            )
         })
     };
     view! { <figure class="card" id="loss-chart"><div inner_html=svg></div>
-        <figcaption>"All variants should learn about equally well: the fixes must not cost quality."</figcaption></figure> }
+    <figcaption>"All variants should learn about equally well: the fixes must not cost quality."</figcaption></figure> }
 }
 
 fn layer_charts(ctx: Ctx) -> impl IntoView {
@@ -700,12 +956,43 @@ fn layer_charts(ctx: Ctx) -> impl IntoView {
             for l in 0..layers {
                 let infs: Vec<Vec<(f64, f64)>> = lanes.iter().map(|x| x.inf_curve(l)).collect();
                 let kurts: Vec<Vec<(f64, f64)>> = lanes.iter().map(|x| x.kurt_curve(l)).collect();
-                let s1: Vec<Series> = lanes.iter().zip(&infs).map(|(x, p)| Series { name: &x.label, color: lanes::color(&x.attn), points: p, dashed: false }).collect();
-                let s2: Vec<Series> = lanes.iter().zip(&kurts).map(|(x, p)| Series { name: &x.label, color: lanes::color(&x.attn), points: p, dashed: false }).collect();
-                let tap = lanes.first().map(|x| lanes::headline(x.model())).unwrap_or("");
+                let s1: Vec<Series> = lanes
+                    .iter()
+                    .zip(&infs)
+                    .map(|(x, p)| Series {
+                        name: &x.label,
+                        color: lanes::color(&x.attn),
+                        points: p,
+                        dashed: false,
+                    })
+                    .collect();
+                let s2: Vec<Series> = lanes
+                    .iter()
+                    .zip(&kurts)
+                    .map(|(x, p)| Series {
+                        name: &x.label,
+                        color: lanes::color(&x.attn),
+                        points: p,
+                        dashed: false,
+                    })
+                    .collect();
+                let tap = lanes
+                    .first()
+                    .map(|x| lanes::headline(x.model()))
+                    .unwrap_or("");
                 out.push_str(&format!(r#"<div class="pair" data-layer="{l}">"#));
-                out.push_str(&charts::line_chart(&format!("layer {l} {tap}: max |x| (log)"), "step", &s1, true));
-                out.push_str(&charts::line_chart(&format!("layer {l} {tap}: kurtosis (log)"), "step", &s2, true));
+                out.push_str(&charts::line_chart(
+                    &format!("layer {l} {tap}: max |x| (log)"),
+                    "step",
+                    &s1,
+                    true,
+                ));
+                out.push_str(&charts::line_chart(
+                    &format!("layer {l} {tap}: kurtosis (log)"),
+                    "step",
+                    &s2,
+                    true,
+                ));
                 out.push_str("</div>");
             }
             if layers == 0 {
@@ -715,7 +1002,7 @@ fn layer_charts(ctx: Ctx) -> impl IntoView {
         })
     };
     view! { <figure class="card" id="outlier-charts"><div class="pairs" inner_html=svg></div>
-        <figcaption>"Per layer, the batch-mean of each sequence's largest |activation| (training batches) and its kurtosis (held-out batches; 3 = Gaussian). Outliers show as vanilla's line climbing away from the others. Kurtosis is the paper's m₄/(s⁴+10⁻⁶), so it reads near 0 while activations are still tiny."</figcaption></figure> }
+    <figcaption>"Per layer, the batch-mean of each sequence's largest |activation| (training batches) and its kurtosis (held-out batches; 3 = Gaussian). Outliers show as vanilla's line climbing away from the others. Kurtosis is the paper's m₄/(s⁴+10⁻⁶), so it reads near 0 while activations are still tiny."</figcaption></figure> }
 }
 
 fn summary_table(ctx: Ctx) -> impl IntoView {
@@ -780,9 +1067,21 @@ fn inspect_panel(ctx: Ctx) -> impl IntoView {
         ctx.version.track();
         let (li, l) = (ctx.sel_lane.get(), ctx.sel_layer.get());
         with_lanes(|lanes| {
-            let Some(lane) = lanes.get(li) else { return String::new() };
+            let Some(lane) = lanes.get(li) else {
+                return String::new();
+            };
             match lane.inspection.as_ref().and_then(|i| i.hists.get(l)) {
-                Some(h) => charts::histogram(&format!("{} — {} at step {}", lane.label, h.name, lane.inspection.as_ref().map(|i| i.step).unwrap_or(0)), h.range, &h.counts, lanes::color(&lane.attn)),
+                Some(h) => charts::histogram(
+                    &format!(
+                        "{} — {} at step {}",
+                        lane.label,
+                        h.name,
+                        lane.inspection.as_ref().map(|i| i.step).unwrap_or(0)
+                    ),
+                    h.range,
+                    &h.counts,
+                    lanes::color(&lane.attn),
+                ),
                 None => String::new(),
             }
         })
@@ -791,11 +1090,28 @@ fn inspect_panel(ctx: Ctx) -> impl IntoView {
         ctx.version.track();
         let (li, l) = (ctx.sel_lane.get(), ctx.sel_layer.get());
         with_lanes(|lanes| {
-            let Some(h) = lanes.get(li).and_then(|x| x.evals.last()).and_then(|e| e.outliers.heads.get(l)) else { return Vec::new() };
-            (0..h.first_mass.len()).map(|k| {
-                let gate = h.gate_mean.as_ref().and_then(|g| g.get(k)).map(|g| format!(", gate {g:.2}")).unwrap_or_default();
-                format!("head {k}: first token {:.0} %, delimiters {:.0} %{gate}", 100.0 * h.first_mass[k], 100.0 * h.delim_mass[k])
-            }).collect::<Vec<_>>()
+            let Some(h) = lanes
+                .get(li)
+                .and_then(|x| x.evals.last())
+                .and_then(|e| e.outliers.heads.get(l))
+            else {
+                return Vec::new();
+            };
+            (0..h.first_mass.len())
+                .map(|k| {
+                    let gate = h
+                        .gate_mean
+                        .as_ref()
+                        .and_then(|g| g.get(k))
+                        .map(|g| format!(", gate {g:.2}"))
+                        .unwrap_or_default();
+                    format!(
+                        "head {k}: first token {:.0} %, delimiters {:.0} %{gate}",
+                        100.0 * h.first_mass[k],
+                        100.0 * h.delim_mass[k]
+                    )
+                })
+                .collect::<Vec<_>>()
         })
     };
     Effect::new(move |_| {
@@ -803,12 +1119,21 @@ fn inspect_panel(ctx: Ctx) -> impl IntoView {
         let (li, l) = (ctx.sel_lane.get(), ctx.sel_layer.get());
         let Some(c) = canvas.get() else { return };
         let el: &web_sys::HtmlCanvasElement = &c;
-        let Ok(Some(ctx2d)) = el.get_context("2d") else { return };
-        let Ok(ctx2d) = ctx2d.dyn_into::<web_sys::CanvasRenderingContext2d>() else { return };
-        let dark = web_sys::window().and_then(|w| w.match_media("(prefers-color-scheme: dark)").ok().flatten()).map(|m| m.matches()).unwrap_or(false);
+        let Ok(Some(ctx2d)) = el.get_context("2d") else {
+            return;
+        };
+        let Ok(ctx2d) = ctx2d.dyn_into::<web_sys::CanvasRenderingContext2d>() else {
+            return;
+        };
+        let dark = web_sys::window()
+            .and_then(|w| w.match_media("(prefers-color-scheme: dark)").ok().flatten())
+            .map(|m| m.matches())
+            .unwrap_or(false);
         ctx2d.clear_rect(0.0, 0.0, el.width() as f64, el.height() as f64);
         with_lanes(|lanes| {
-            let Some(ins) = lanes.get(li).and_then(|x| x.inspection.as_ref()) else { return };
+            let Some(ins) = lanes.get(li).and_then(|x| x.inspection.as_ref()) else {
+                return;
+            };
             let Some(attn) = ins.attn.get(l) else { return };
             let heads = ins.heads.max(1);
             let seq = ins.tokens.len().max(1);
@@ -817,14 +1142,20 @@ fn inspect_panel(ctx: Ctx) -> impl IntoView {
             el.set_height((size + 34.0) as u32);
             for h in 0..heads {
                 let x = h as f64 * (size + 12.0);
-                let part = &attn[(h * seq * seq).min(attn.len())..((h + 1) * seq * seq).min(attn.len())];
+                let part =
+                    &attn[(h * seq * seq).min(attn.len())..((h + 1) * seq * seq).min(attn.len())];
                 charts::draw_heatmap(&ctx2d, part, seq, x, 18.0, size, dark);
                 ctx2d.set_fill_style_str(if dark { "#ddd" } else { "#222" });
                 ctx2d.set_font("11px sans-serif");
-                let gate = ins.gates.get(l).and_then(|g| g.as_ref()).map(|g| {
-                    let s = &g[(h * seq).min(g.len())..((h + 1) * seq).min(g.len())];
-                    format!(" π̄={:.2}", s.iter().sum::<f32>() / s.len().max(1) as f32)
-                }).unwrap_or_default();
+                let gate = ins
+                    .gates
+                    .get(l)
+                    .and_then(|g| g.as_ref())
+                    .map(|g| {
+                        let s = &g[(h * seq).min(g.len())..((h + 1) * seq).min(g.len())];
+                        format!(" π̄={:.2}", s.iter().sum::<f32>() / s.len().max(1) as f32)
+                    })
+                    .unwrap_or_default();
                 let _ = ctx2d.fill_text(&format!("head {h}{gate}"), x, 12.0);
             }
         });
@@ -845,12 +1176,28 @@ fn quant_results(ctx: Ctx) -> impl IntoView {
     let table = move || {
         ctx.version.track();
         with_lanes(|lanes| {
-            let points: Vec<String> = lanes.iter().flat_map(|l| l.quant.iter().map(|q| format!("W{}A{}", q.settings.w_bits, q.settings.a_bits))).fold(Vec::new(), |mut v, p| { if !v.contains(&p) { v.push(p) } v });
+            let points: Vec<String> = lanes
+                .iter()
+                .flat_map(|l| {
+                    l.quant
+                        .iter()
+                        .map(|q| format!("W{}A{}", q.settings.w_bits, q.settings.a_bits))
+                })
+                .fold(Vec::new(), |mut v, p| {
+                    if !v.contains(&p) {
+                        v.push(p)
+                    }
+                    v
+                });
             if points.is_empty() {
                 return view! { <p class="hint">"Train, then Quantize: each variant is calibrated on 16 training batches and evaluated on the held-out batches."</p> }.into_any();
             }
             let metric = lanes.first().map(|l| l.metric_name()).unwrap_or("");
-            let fmt = |m: &qtlab_core::quant::calibrate::QuantMetric| match (m.ppl, m.accuracy) { (Some(p), _) => format!("{p:.3}"), (_, Some(a)) => format!("{:.1} %", 100.0 * a), _ => "–".into() };
+            let fmt = |m: &qtlab_core::quant::calibrate::QuantMetric| match (m.ppl, m.accuracy) {
+                (Some(p), _) => format!("{p:.3}"),
+                (_, Some(a)) => format!("{:.1} %", 100.0 * a),
+                _ => "–".into(),
+            };
             view! {
                 <table id="quant-table"><thead><tr><th>"variant"</th><th>{format!("FP {metric}")}</th>
                     {points.iter().map(|p| view! { <th>{p.clone()}</th> }).collect_view()}</tr></thead>
@@ -873,25 +1220,85 @@ fn quant_results(ctx: Ctx) -> impl IntoView {
     let sweep = move || {
         ctx.version.track();
         with_lanes(|lanes| {
-            let curves: Vec<Vec<(f64, f64)>> = lanes.iter().map(|l| {
-                let mut v: Vec<(f64, f64)> = l.quant.iter().map(|q| (q.settings.a_bits as f64, q.quantized.ppl.or(q.quantized.accuracy.map(|a| 100.0 * a)).unwrap_or(f64::NAN))).collect();
-                v.sort_by(|a, b| a.0.total_cmp(&b.0));
-                v
-            }).collect();
-            if curves.iter().all(|c| c.is_empty()) { return String::new() }
-            let s: Vec<Series> = lanes.iter().zip(&curves).map(|(l, p)| Series { name: &l.label, color: lanes::color(&l.attn), points: p, dashed: false }).collect();
+            let curves: Vec<Vec<(f64, f64)>> = lanes
+                .iter()
+                .map(|l| {
+                    let mut v: Vec<(f64, f64)> = l
+                        .quant
+                        .iter()
+                        .map(|q| {
+                            (
+                                q.settings.a_bits as f64,
+                                q.quantized
+                                    .ppl
+                                    .or(q.quantized.accuracy.map(|a| 100.0 * a))
+                                    .unwrap_or(f64::NAN),
+                            )
+                        })
+                        .collect();
+                    v.sort_by(|a, b| a.0.total_cmp(&b.0));
+                    v
+                })
+                .collect();
+            if curves.iter().all(|c| c.is_empty()) {
+                return String::new();
+            }
+            let s: Vec<Series> = lanes
+                .iter()
+                .zip(&curves)
+                .map(|(l, p)| Series {
+                    name: &l.label,
+                    color: lanes::color(&l.attn),
+                    points: p,
+                    dashed: false,
+                })
+                .collect();
             let metric = lanes.first().map(|l| l.metric_name()).unwrap_or("");
-            charts::line_chart(&format!("quantized {metric} vs activation bits"), "activation bits", &s, metric == "perplexity")
+            charts::line_chart(
+                &format!("quantized {metric} vs activation bits"),
+                "activation bits",
+                &s,
+                metric == "perplexity",
+            )
         })
     };
     let sqnr = move || {
         ctx.version.track();
         let p = ctx.sel_point.get();
         with_lanes(|lanes| {
-            let Some(first) = lanes.iter().find_map(|l| l.quant.get(p)) else { return String::new() };
+            let Some(first) = lanes.iter().find_map(|l| l.quant.get(p)) else {
+                return String::new();
+            };
             let names: Vec<String> = first.act_sqnr.iter().map(|s| s.name.clone()).collect();
-            let series: Vec<(&str, &str, Vec<f64>)> = lanes.iter().filter_map(|l| l.quant.get(p).map(|q| (l.label.as_str(), lanes::color(&l.attn), names.iter().map(|n| q.act_sqnr.iter().find(|s| &s.name == n).map(|s| s.sqnr_db).unwrap_or(f64::NAN)).collect()))).collect();
-            charts::bars(&format!("activation SQNR per quantizer at W{}A{} (dB, higher is better)", first.settings.w_bits, first.settings.a_bits), &names, &series)
+            let series: Vec<(&str, &str, Vec<f64>)> = lanes
+                .iter()
+                .filter_map(|l| {
+                    l.quant.get(p).map(|q| {
+                        (
+                            l.label.as_str(),
+                            lanes::color(&l.attn),
+                            names
+                                .iter()
+                                .map(|n| {
+                                    q.act_sqnr
+                                        .iter()
+                                        .find(|s| &s.name == n)
+                                        .map(|s| s.sqnr_db)
+                                        .unwrap_or(f64::NAN)
+                                })
+                                .collect(),
+                        )
+                    })
+                })
+                .collect();
+            charts::bars(
+                &format!(
+                    "activation SQNR per quantizer at W{}A{} (dB, higher is better)",
+                    first.settings.w_bits, first.settings.a_bits
+                ),
+                &names,
+                &series,
+            )
         })
     };
     view! {
@@ -918,11 +1325,26 @@ fn quant_results(ctx: Ctx) -> impl IntoView {
 // ------------------------------------------------------------------------------------------
 
 const PRESETS: &[(&str, &str)] = &[
-    ("Quick look: BERT, gated vs vanilla", "attn=gated&steps=300&cmp=vanilla,clipped"),
-    ("BERT, clipped softmax α=0.5", "attn=clipped&alpha=0.5&steps=300&cmp=vanilla"),
-    ("OPT, gated vs vanilla", "model=opt&attn=gated&steps=300&cmp=vanilla"),
-    ("ViT on synthetic shapes", "model=vit&attn=gated&steps=300&cmp=vanilla"),
-    ("Real GPU: BERT 4 layers, d 128, seq 64", "layers=4&d=128&heads=4&ffn=512&seq=64&batch=32&steps=2500&warmup=100&attn=gated&cmp=vanilla,clipped&eval_every=250"),
+    (
+        "Quick look: BERT, gated vs vanilla",
+        "attn=gated&steps=300&cmp=vanilla,clipped",
+    ),
+    (
+        "BERT, clipped softmax α=0.5",
+        "attn=clipped&alpha=0.5&steps=300&cmp=vanilla",
+    ),
+    (
+        "OPT, gated vs vanilla",
+        "model=opt&attn=gated&steps=300&cmp=vanilla",
+    ),
+    (
+        "ViT on synthetic shapes",
+        "model=vit&attn=gated&steps=300&cmp=vanilla",
+    ),
+    (
+        "Real GPU: BERT 4 layers, d 128, seq 64",
+        "layers=4&d=128&heads=4&ffn=512&seq=64&batch=32&steps=2500&warmup=100&attn=gated&cmp=vanilla,clipped&eval_every=250",
+    ),
 ];
 
 #[component]
@@ -953,11 +1375,21 @@ pub fn App() -> impl IntoView {
     // Probe the GPU once; any failure falls back to the CPU with a banner naming the reason.
     spawn_local(async move {
         let forced = ctx.app.get_untracked().backend == BackendChoice::Cpu;
-        let result = if forced { Err(GpuProblem::ChosenCpu) } else { runner::probe_gpu().await };
+        let result = if forced {
+            Err(GpuProblem::ChosenCpu)
+        } else {
+            runner::probe_gpu().await
+        };
         match result {
             Ok((device, name)) => {
-                with_engine(|e| { e.gpu = Some(device); e.gpu_name = name.clone(); });
-                ctx.backend.set(format!("WebGPU ({})", if name.is_empty() { "adapter" } else { &name }));
+                with_engine(|e| {
+                    e.gpu = Some(device);
+                    e.gpu_name = name.clone();
+                });
+                ctx.backend.set(format!(
+                    "WebGPU ({})",
+                    if name.is_empty() { "adapter" } else { &name }
+                ));
             }
             Err(p) => {
                 ctx.banner.set(Some((p.code().to_string(), p.message())));
@@ -974,19 +1406,35 @@ pub fn App() -> impl IntoView {
         {
             with_lanes(|l| *l = rec.lanes);
             ctx.phase.set(Phase::Done);
-            ctx.notes.update(|n| n.push("Restored the finished run saved in this browser for this link.".into()));
+            ctx.notes.update(|n| {
+                n.push("Restored the finished run saved in this browser for this link.".into())
+            });
             bump(&ctx);
         }
     });
 
     let _keys = window_event_listener(leptos::ev::keydown, move |ev: web_sys::KeyboardEvent| {
-        let tag = ev.target().and_then(|t| t.dyn_into::<web_sys::Element>().ok()).map(|e| e.tag_name()).unwrap_or_default();
-        if matches!(tag.as_str(), "INPUT" | "SELECT" | "TEXTAREA" | "BUTTON") || ev.ctrl_key() || ev.meta_key() || ev.alt_key() {
+        let tag = ev
+            .target()
+            .and_then(|t| t.dyn_into::<web_sys::Element>().ok())
+            .map(|e| e.tag_name())
+            .unwrap_or_default();
+        if matches!(tag.as_str(), "INPUT" | "SELECT" | "TEXTAREA" | "BUTTON")
+            || ev.ctrl_key()
+            || ev.meta_key()
+            || ev.alt_key()
+        {
             return;
         }
         match ev.key().as_str() {
-            " " => { ev.prevent_default(); toggle_run(ctx); }
-            "ArrowRight" => { ev.prevent_default(); start(ctx, true); }
+            " " => {
+                ev.prevent_default();
+                toggle_run(ctx);
+            }
+            "ArrowRight" => {
+                ev.prevent_default();
+                start(ctx, true);
+            }
             "r" | "R" => reset(&ctx),
             "?" => ctx.help.update(|h| *h = !*h),
             "Escape" => ctx.help.set(false),
@@ -1010,9 +1458,15 @@ pub fn App() -> impl IntoView {
             <h1>"qtlab" <small>" — quantizable transformers lab"</small></h1>
             <p class="sub">"Heads that learn to do nothing grow activation outliers that break 8-bit quantization. Clipped softmax and gated attention remove them. Train both beside vanilla, here, on your GPU."</p>
         </header>
-        {move || ctx.banner.get().map(|(code, msg)| view! { <div class="banner" id="banner" data-code=code role="status">{msg}</div> })}
+        {move || ctx.banner.get().map(|(code, msg)| {
+            let lost = code == "device-lost";
+            view! { <div class="banner" id="banner" data-code=code role="status">{msg}
+                {lost.then(|| view! { <button id="continue-cpu" on:click=move |_| continue_on_cpu(ctx)>"Continue on the CPU"</button> })}
+            </div> }
+        })}
         <div class="notes" id="notes" role="status" aria-live="polite">
             {move || ctx.notes.get().into_iter().map(|n| view! { <p>{n}</p> }).collect_view()}
+            {move || (!ctx.notes.get().is_empty()).then(|| view! { <button class="small" id="dismiss" on:click=move |_| ctx.notes.set(Vec::new())>"Dismiss"</button> })}
         </div>
         <main>
             <aside class="controls" aria-label="settings">

@@ -23,6 +23,8 @@ USAGE:
   qtlab experiment [--spec ...] [--<key> <value>]... [--variants vanilla,clipped,gated]
               [--quantize w8a8,w8a6,...] [--out FILE]   Table 2 at demo scale (markdown + JSON)
   qtlab spec  [--spec '<canonical spec>'] [--<key> <value>]...   print the canonical spec
+  qtlab soak  [--soak-steps N] [--max-growth-mib M] [--spec ...]   long run, memory sampled;
+              fails if resident memory grows more than M MiB after warm-up (default 10000, 64)
   qtlab help
 
 Every spec key is also a flag: --model bert|opt|vit, --attn vanilla|clipped|gated|softmax1|sink,
@@ -42,6 +44,7 @@ fn main() -> ExitCode {
         Some("bench") => cmd_bench(&args[1..]),
         Some("spec") => cmd_spec(&args[1..]),
         Some("experiment") => cmd_experiment(&args[1..]),
+        Some("soak") => cmd_soak(&args[1..]),
         Some("help" | "--help" | "-h") | None => {
             print!("{USAGE}");
             Ok(())
@@ -439,6 +442,87 @@ fn show_metric(m: &qtlab_core::quant::calibrate::QuantMetric) -> String {
         (_, Some(a)) => format!("acc {:.2}%", 100.0 * a),
         _ => String::new(),
     }
+}
+
+/// Current resident memory of this process (Linux VmRSS), in MiB.
+fn rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+/// A long run of the app's default preset (gated BERT) with evaluation and stats on their usual
+/// cadence, sampling memory; a leak in the step, the readback or the evaluation shows as growth.
+fn cmd_soak(args: &[String]) -> Result<(), String> {
+    let mut steps = 10_000usize;
+    let mut bound = 64.0f64;
+    let mut rest = Vec::new();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--soak-steps" => {
+                steps = it
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .ok_or("--soak-steps takes a whole number")?
+            }
+            "--max-growth-mib" => {
+                bound = it
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .ok_or("--max-growth-mib takes a number")?
+            }
+            _ => rest.push(a.clone()),
+        }
+    }
+    let (mut spec, opts) = if rest.is_empty() {
+        (
+            qtlab_core::url::AppState::default().spec,
+            parse_args(&[])?.1,
+        )
+    } else {
+        parse_args(&rest)?
+    };
+    spec.steps = steps;
+    let data = RunData::load(&spec, None).map_err(|e| e.to_string())?;
+    let device = opts.backend.device();
+    let mut trainer = Trainer::new(spec.clone(), data, &device);
+    trainer.set_threads(cpu_threads(&opts, opts.backend));
+    let warm = (steps / 20).max(1);
+    let mut base = None;
+    let mut peak_growth = 0.0f64;
+    let t0 = Instant::now();
+    println!("soak: {} steps of {}", steps, spec.to_canonical());
+    while !trainer.done() {
+        let s = trainer.step;
+        trainer.step_sync(s % 5 == 0).map_err(|e| e.to_string())?;
+        if spec.eval_every > 0 && trainer.step % spec.eval_every == 0 {
+            trainer.evaluate().map_err(|e| e.to_string())?;
+        }
+        if trainer.step == warm {
+            base = rss_mib();
+        }
+        if trainer.step % (steps / 10).max(1) == 0 || trainer.done() {
+            let rss = rss_mib().unwrap_or(f64::NAN);
+            let growth = base.map(|b| rss - b).unwrap_or(0.0);
+            peak_growth = peak_growth.max(growth);
+            println!(
+                "  step {:>6}  rss {:7.1} MiB  growth since step {warm}: {:+6.1} MiB  ({:.1} s)",
+                trainer.step,
+                rss,
+                growth,
+                t0.elapsed().as_secs_f64()
+            );
+        }
+    }
+    println!("soak: peak growth {peak_growth:+.1} MiB (bound {bound} MiB)");
+    if peak_growth > bound {
+        return Err(format!(
+            "resident memory grew {peak_growth:.1} MiB, above the {bound} MiB bound"
+        ));
+    }
+    Ok(())
 }
 
 /// Peak resident memory of this process (Linux VmHWM), in MiB.

@@ -201,3 +201,22 @@ fn quantize_adds_a_quant_object_per_bit_width() {
     );
     let _ = std::fs::remove_file(out);
 }
+
+/// Soak: 10,000 steps of the app's default preset (gated BERT, evaluation every 50 steps),
+/// resident memory sampled; `qtlab soak` exits non-zero above 64 MiB growth after warm-up.
+#[test]
+fn soak_ten_thousand_steps_with_bounded_memory() {
+    let (code, out, err) = qtlab(&["soak", "--soak-steps", "10000", "--max-growth-mib", "64"]);
+    println!("{out}");
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("step  10000"), "{out}");
+    assert!(out.contains("peak growth"), "{out}");
+}
+
+#[test]
+fn soak_reports_growth_over_its_bound() {
+    // A negative bound cannot be met: proves the check fails when it should.
+    let (code, out, err) = qtlab(&["soak", "--soak-steps", "40", "--max-growth-mib", "-1000"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(err.contains("above the -1000 MiB bound"), "{err}");
+}

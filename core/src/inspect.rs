@@ -52,7 +52,13 @@ fn token_labels(data: &RunData, input: &HostInput, seq: usize) -> Vec<String> {
             })
             .collect(),
         _ => (0..seq)
-            .map(|i| if i == 0 { "CLS".to_string() } else { format!("p{i}") })
+            .map(|i| {
+                if i == 0 {
+                    "CLS".to_string()
+                } else {
+                    format!("p{i}")
+                }
+            })
             .collect(),
     }
 }
@@ -240,9 +246,16 @@ pub async fn model_to_device(model: &Model, device: &Device) -> Result<Model, St
         .map_err(|e| format!("{e:?}"))?
         .try_into_vec::<f32>()
         .map_err(|e| format!("{e:?}"))?;
-    let expected: usize = flat.shapes.iter().map(|s| s.iter().product::<usize>()).sum();
+    let expected: usize = flat
+        .shapes
+        .iter()
+        .map(|s| s.iter().product::<usize>())
+        .sum();
     if values.len() != expected {
-        return Err(format!("weight copy read {} of {expected} values", values.len()));
+        return Err(format!(
+            "weight copy read {} of {expected} values",
+            values.len()
+        ));
     }
     let mut refill = Refill {
         values: &values,

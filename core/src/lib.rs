@@ -18,9 +18,9 @@ pub mod spec;
 pub mod train;
 pub mod url;
 
-pub use burn::tensor::Device;
 /// Burn itself, so the app uses exactly the core's Burn and features.
 pub use burn;
+pub use burn::tensor::Device;
 
 /// The backends a run can use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

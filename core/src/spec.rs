@@ -946,6 +946,10 @@ impl FromStr for RunSpec {
 /// User input as shown in messages: at most [`MAX_ECHO_CHARS`] characters (cut on a char
 /// boundary) so a megabyte of garbage does not become a megabyte of error.
 fn echo(text: &str) -> String {
+    if text.is_empty() {
+        // A field must never be blank: `=5` names "(empty)" rather than nothing.
+        return "(empty)".to_owned();
+    }
     let mut chars = text.chars();
     let mut shown: String = chars.by_ref().take(MAX_ECHO_CHARS).collect();
     if chars.next().is_some() {

@@ -250,6 +250,9 @@ impl AppState {
 }
 
 fn short(s: &str) -> String {
+    if s.is_empty() {
+        return "(empty key)".into();
+    }
     let mut out: String = s.chars().take(32).collect();
     if s.chars().count() > 32 {
         out.push('…');
@@ -306,7 +309,10 @@ mod tests {
         assert_eq!(s.spec, AppState::default().spec);
         assert_eq!(s.compare, vec![AttnKind::Gated]);
         assert_eq!(errors.len(), 1);
-        assert!(errors[0].message.contains("reset to the defaults"), "{errors:?}");
+        assert!(
+            errors[0].message.contains("reset to the defaults"),
+            "{errors:?}"
+        );
     }
 
     #[test]
@@ -315,7 +321,15 @@ mod tests {
         let (s, errors) = AppState::from_url(&long);
         assert_eq!(s, AppState::default());
         assert_eq!(errors[0].field, "url");
-        for junk in ["%", "%ff%fe", "=&=&=", "cmp=", "q=,,,", "\u{0}\u{1}=\u{2}", "seed=-1"] {
+        for junk in [
+            "%",
+            "%ff%fe",
+            "=&=&=",
+            "cmp=",
+            "q=,,,",
+            "\u{0}\u{1}=\u{2}",
+            "seed=-1",
+        ] {
             let _ = AppState::from_url(junk);
         }
     }
@@ -325,7 +339,10 @@ mod tests {
         let (mut s, _) = AppState::from_url("#attn=gated&cmp=vanilla,gated,clipped");
         let (lanes, notes) = s.lanes();
         let kinds: Vec<AttnKind> = lanes.iter().map(|l| l.attn).collect();
-        assert_eq!(kinds, vec![AttnKind::Gated, AttnKind::Vanilla, AttnKind::Clipped]);
+        assert_eq!(
+            kinds,
+            vec![AttnKind::Gated, AttnKind::Vanilla, AttnKind::Clipped]
+        );
         assert!(notes.is_empty());
         assert!(lanes.iter().all(|l| l.seed == s.spec.seed));
         s.compare.clear();

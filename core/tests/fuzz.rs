@@ -7,13 +7,70 @@ use qtlab_core::spec::{KEYS, RunSpec};
 use qtlab_core::url::{APP_KEYS, AppState};
 
 const VALUES: &[&str] = &[
-    "0", "1", "-1", "2", "3", "4", "7", "8", "16", "64", "0.5", "-0.015", "1e-3", "1e309", "-0",
-    "NaN", "inf", "-inf", "", "true", "false", "bert", "opt", "vit", "vanilla", "clipped", "gated",
-    "softmax1", "sink", "linear", "mlp", "cph", "uph", "allheads", "none", "synthetic",
-    "file:a.txt", "file:", "w8a8,w4a8", "w1a1", "w8a8,w8a6,w8a4", "running_minmax",
-    "percentile:99.99", "percentile:200", "mse", "minmax", "cpu", "auto", "vanilla,gated",
-    "18446744073709551616", "99999999999", "%", "%zz", "%41", "%00", "%ff%fe", "<script>",
-    "'\"&", "\u{0}", "😀", "ä", "1,2,3", " 4", "4 ",
+    "0",
+    "1",
+    "-1",
+    "2",
+    "3",
+    "4",
+    "7",
+    "8",
+    "16",
+    "64",
+    "0.5",
+    "-0.015",
+    "1e-3",
+    "1e309",
+    "-0",
+    "NaN",
+    "inf",
+    "-inf",
+    "",
+    "true",
+    "false",
+    "bert",
+    "opt",
+    "vit",
+    "vanilla",
+    "clipped",
+    "gated",
+    "softmax1",
+    "sink",
+    "linear",
+    "mlp",
+    "cph",
+    "uph",
+    "allheads",
+    "none",
+    "synthetic",
+    "file:a.txt",
+    "file:",
+    "w8a8,w4a8",
+    "w1a1",
+    "w8a8,w8a6,w8a4",
+    "running_minmax",
+    "percentile:99.99",
+    "percentile:200",
+    "mse",
+    "minmax",
+    "cpu",
+    "auto",
+    "vanilla,gated",
+    "18446744073709551616",
+    "99999999999",
+    "%",
+    "%zz",
+    "%41",
+    "%00",
+    "%ff%fe",
+    "<script>",
+    "'\"&",
+    "\u{0}",
+    "😀",
+    "ä",
+    "1,2,3",
+    " 4",
+    "4 ",
 ];
 
 fn gen_fragment(rng: &mut Rng) -> String {
@@ -79,12 +136,18 @@ fn hostile_links_never_panic_and_always_explain() {
                 let again = RunSpec::parse(&spec.to_canonical()).expect("canonical re-parses");
                 assert_eq!(again, spec, "{text}");
             }
-            Err(e) => assert!(!e.field.is_empty() && !e.message.is_empty(), "{text}: {e:?}"),
+            Err(e) => assert!(
+                !e.field.is_empty() && !e.message.is_empty(),
+                "{text}: {e:?}"
+            ),
         }
         let (state, errors) = AppState::from_url(&text);
         assert!(state.spec.validate().is_ok(), "{text}");
         for e in &errors {
-            assert!(!e.field.is_empty() && !e.message.is_empty(), "{text}: {e:?}");
+            assert!(
+                !e.field.is_empty() && !e.message.is_empty(),
+                "{text}: {e:?}"
+            );
         }
         if errors.is_empty() {
             lenient_clean += 1;
@@ -96,5 +159,8 @@ fn hostile_links_never_panic_and_always_explain() {
     }
     // The generator must reach both outcomes, or the test proves little.
     assert!(strict_ok > 1000, "only {strict_ok} valid specs generated");
-    assert!(lenient_clean > 1000, "only {lenient_clean} clean links generated");
+    assert!(
+        lenient_clean > 1000,
+        "only {lenient_clean} clean links generated"
+    );
 }

@@ -51,12 +51,16 @@ fn clipped_softmax_can_put_exact_zeros_in_the_attention_map() {
     let t = trainer("layers=1&d=16&heads=2&ffn=32&seq=8&batch=2&attn=clipped&gamma=-0.3");
     let ins = inspect(&t).unwrap();
     assert!(ins.gates.iter().all(Option::is_none));
-    assert!(ins.attn[0].iter().any(|&p| p == 0.0), "γ = −0.3 at T = 8 clips");
+    assert!(
+        ins.attn[0].iter().any(|&p| p == 0.0),
+        "γ = −0.3 at T = 8 clips"
+    );
 }
 
 #[test]
 fn weight_copy_gives_the_same_model_and_the_same_quantization() {
-    let mut t = trainer("layers=1&d=16&heads=2&ffn=32&seq=8&batch=4&steps=3&eval_batches=2&attn=gated");
+    let mut t =
+        trainer("layers=1&d=16&heads=2&ffn=32&seq=8&batch=4&steps=3&eval_batches=2&attn=gated");
     for _ in 0..3 {
         t.step_sync(false).unwrap();
     }
@@ -69,8 +73,7 @@ fn weight_copy_gives_the_same_model_and_the_same_quantization() {
         calib_batches: 2,
     };
     let direct = quantize_and_evaluate(&t, &settings).unwrap();
-    let via_copy =
-        quantize_model(&copy, &t.spec, &t.data, &Device::flex(), &settings).unwrap();
+    let via_copy = quantize_model(&copy, &t.spec, &t.data, &Device::flex(), &settings).unwrap();
     assert_eq!(direct.fp, via_copy.fp);
     assert_eq!(direct.quantized, via_copy.quantized);
     assert!(direct.quantized.loss.is_finite());

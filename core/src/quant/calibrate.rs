@@ -5,13 +5,13 @@
 use burn::module::Module;
 use serde::{Deserialize, Serialize};
 
+use crate::Device;
+use crate::dataset::RunData;
+use crate::model::Model;
 use crate::quant::range::RangeEstimator;
 use crate::quant::sites::{ActQuant, SiteMode};
 use crate::quant::weights::{WeightRange, WeightSqnr, quantize_weights, sqnr_db};
 use crate::rng::{Rng, Stream};
-use crate::Device;
-use crate::dataset::RunData;
-use crate::model::Model;
 use crate::spec::{ModelKind, RunSpec};
 use crate::train::{TrainError, Trainer, batch_loss_and_correct};
 
@@ -88,7 +88,13 @@ pub fn quantize_and_evaluate(
     settings: &QuantSettings,
 ) -> Result<QuantReport, TrainError> {
     let device = trainer.device().clone().inner();
-    quantize_model(trainer.model(), &trainer.spec, &trainer.data, &device, settings)
+    quantize_model(
+        trainer.model(),
+        &trainer.spec,
+        &trainer.data,
+        &device,
+        settings,
+    )
 }
 
 /// Quantizes `model` (trained under `spec` on `data`) on `device` and evaluates it against its
