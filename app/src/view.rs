@@ -3,6 +3,7 @@
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use qtlab_core::spec::{AttnKind, ModelKind, RunSpec};
+use qtlab_core::train::TrainError;
 use qtlab_core::url::{AppState, BackendChoice};
 use wasm_bindgen::{JsCast, JsValue};
 
@@ -191,21 +192,30 @@ async fn run_loop(ctx: Ctx, single: bool) {
                     if (t.spec.eval_every > 0 && s % t.spec.eval_every == 0) || t.done() {
                         match t.evaluate_async().await {
                             Ok(ev) => eval = Some(ev),
-                            Err(e) => err = Some(e.to_string()),
+                            Err(e) => err = Some(e),
                         }
-                        match qtlab_core::inspect::inspect_async(&t).await {
-                            Ok(ins) => inspection = Some(ins),
-                            Err(e) => err = Some(e.to_string()),
+                        if err.is_none() {
+                            match qtlab_core::inspect::inspect_async(&t).await {
+                                Ok(ins) => inspection = Some(ins),
+                                Err(e) => err = Some(e),
+                            }
                         }
                     }
                 }
-                Err(e) => err = Some(e.to_string()),
+                Err(_) => err = res.as_ref().err().map(|e| match e {
+                    TrainError::Diverged { step, loss } => TrainError::Diverged { step: *step, loss: *loss },
+                    other => TrainError::Device(other.to_string()),
+                }),
             }
+            // On the GPU a device error means the device is gone (a failed buffer map after a
+            // loss, or an uncaptured error): stop and offer the CPU instead of failing the lane.
+            let gpu_failure = match &err {
+                Some(TrainError::Device(m)) if on_gpu => Some(m.clone()),
+                _ => None,
+            }
+            .or_else(|| if on_gpu { runner::gpu_lost() } else { None });
+            let err = err.map(|e| e.to_string());
             if with_engine(|e| e.generation) != generation {
-                return;
-            }
-            if on_gpu && let Some(msg) = runner::gpu_lost() {
-                device_lost(&ctx, msg);
                 return;
             }
             with_lanes(|l| {
@@ -229,11 +239,15 @@ async fn run_loop(ctx: Ctx, single: bool) {
                     if inspection.is_some() {
                         v.inspection = inspection;
                     }
-                    if err.is_some() {
+                    if err.is_some() && gpu_failure.is_none() {
                         v.error = err;
                     }
                 }
             });
+            if let Some(msg) = gpu_failure {
+                device_lost(&ctx, msg);
+                return;
+            }
             with_engine(|e| e.lanes[i] = Some(t));
         }
         if matches!(ctx.phase.get_untracked(), Phase::Warming(_)) {
