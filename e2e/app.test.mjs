@@ -43,7 +43,7 @@ await test('a lost GPU device mid-run: message, curves kept, continue on the CPU
   await page.goto(`${server.url}#v=1&layers=1&d=16&heads=2&ffn=32&seq=8&batch=4&steps=400&eval_every=1000&eval_batches=1&cmp=`);
   await page.waitForFunction(() => /WebGPU/.test(document.querySelector('#backend')?.textContent || ''), null, { timeout: 120000 });
   await page.click('#run');
-  await page.waitForFunction(() => { const m = /(\d+)\/400/.exec(document.querySelector('#summary tbody tr')?.textContent || ''); return m && Number(m[1]) >= 3; }, null, { timeout: 300000 });
+  await page.waitForFunction(() => { const m = /(\d+)\/400/.exec(document.querySelector('#summary tbody tr td:last-child')?.textContent || ''); return m && Number(m[1]) >= 3; }, null, { timeout: 300000 });
   const n = await page.evaluate(() => { window.__devs.forEach((d) => d.destroy()); return window.__devs.length; });
   assert.ok(n >= 1);
   await page.waitForSelector('#banner[data-code=device-lost]', { timeout: 60000 });

@@ -21,7 +21,7 @@ await page.waitForFunction(() => window.__wasm && /CPU/.test(document.querySelec
 const sample = () => page.evaluate(() => ({
   wasm: window.__wasm.memory.buffer.byteLength / 1048576,
   heap: performance.memory ? performance.memory.usedJSHeapSize / 1048576 : 0,
-  step: Number((/(\d+)\//.exec(document.querySelector('#summary tbody tr')?.textContent || '') || [0, 0])[1]),
+  step: Number((/(\d+)\//.exec(document.querySelector('#summary tbody tr td:last-child')?.textContent || '') || [0, 0])[1]),
 }));
 await page.click('#run');
 const t0 = Date.now();
