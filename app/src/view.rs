@@ -202,10 +202,15 @@ async fn run_loop(ctx: Ctx, single: bool) {
                         }
                     }
                 }
-                Err(_) => err = res.as_ref().err().map(|e| match e {
-                    TrainError::Diverged { step, loss } => TrainError::Diverged { step: *step, loss: *loss },
-                    other => TrainError::Device(other.to_string()),
-                }),
+                Err(_) => {
+                    err = res.as_ref().err().map(|e| match e {
+                        TrainError::Diverged { step, loss } => TrainError::Diverged {
+                            step: *step,
+                            loss: *loss,
+                        },
+                        other => TrainError::Device(other.to_string()),
+                    })
+                }
             }
             // On the GPU a device error means the device is gone (a failed buffer map after a
             // loss, or an uncaptured error): stop and offer the CPU instead of failing the lane.
