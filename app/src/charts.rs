@@ -115,15 +115,18 @@ pub fn line_chart(title: &str, x_label: &str, series: &[Series], log_y: bool) ->
             y + 3.0
         );
     }
-    for i in 0..=4 {
-        let v = x0 + (x1 - x0) * i as f64 / 4.0;
+    // Steps are whole numbers: ticks sit on integers, about four of them, never 1, 1, 2.
+    let xstep = ((x1 - x0) / 4.0).ceil().max(1.0);
+    let mut v = x0.ceil();
+    while v <= x1 + 1e-9 {
         let _ = write!(
             svg,
             r#"<text x="{:.1}" y="{}" class="tick" text-anchor="middle">{}</text>"#,
             sx(v),
             h - b + 12.0,
-            tick(v.round(), ((x1 - x0) / 4.0).max(1.0))
+            tick(v, xstep)
         );
+        v += xstep;
     }
     let _ = write!(
         svg,
