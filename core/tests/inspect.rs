@@ -79,3 +79,29 @@ fn weight_copy_gives_the_same_model_and_the_same_quantization() {
     assert!(direct.quantized.loss.is_finite());
     assert!(!direct.act_sqnr.is_empty());
 }
+
+/// Issue 3's dead start: at the shipped defaults (γ = −0.015, and the app's α = 0.5 preset) a
+/// freshly initialised model must keep most attention probabilities above the clip, or no
+/// gradient reaches Q and K and the head never learns.
+#[test]
+fn clipped_softmax_at_the_shipped_defaults_is_alive_at_initialisation() {
+    for text in ["attn=clipped&steps=1", "attn=clipped&alpha=0.5&steps=1"] {
+        let t = trainer(text);
+        let ins = inspect(&t).unwrap();
+        for (l, layer) in ins.attn.iter().enumerate() {
+            let alive = layer.iter().filter(|&&p| p > 0.0).count() as f64 / layer.len() as f64;
+            assert!(
+                alive > 0.5,
+                "{text}: layer {l} keeps only {alive:.2} of its probabilities"
+            );
+        }
+    }
+    // The contrast that makes the check meaningful: γ far below −1/T clips everything.
+    let t = trainer("attn=clipped&gamma=-0.5&steps=1");
+    let ins = inspect(&t).unwrap();
+    let alive = ins.attn[0].iter().filter(|&&p| p > 0.0).count() as f64 / ins.attn[0].len() as f64;
+    assert!(
+        alive < 0.05,
+        "γ = −0.5 at T = 32 should clip nearly all, kept {alive:.2}"
+    );
+}
