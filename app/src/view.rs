@@ -181,35 +181,25 @@ async fn run_loop(ctx: Ctx, single: bool) {
                 t.map_model(qtlab_core::train::poison_weights);
             }
             let t0 = runner::now_ms();
-            let res = t.step_async(with_stats).await;
+            let (report, mut err) = match t.step_async(with_stats).await {
+                Ok(r) => (Some(r), None),
+                Err(e) => (None, Some(e)),
+            };
             let dt = runner::now_ms() - t0;
             let mut eval = None;
             let mut inspection = None;
-            let mut err = None;
-            match &res {
-                Ok(_) => {
-                    let s = t.step;
-                    if (t.spec.eval_every > 0 && s % t.spec.eval_every == 0) || t.done() {
-                        match t.evaluate_async().await {
-                            Ok(ev) => eval = Some(ev),
-                            Err(e) => err = Some(e),
-                        }
-                        if err.is_none() {
-                            match qtlab_core::inspect::inspect_async(&t).await {
-                                Ok(ins) => inspection = Some(ins),
-                                Err(e) => err = Some(e),
-                            }
-                        }
-                    }
+            let s = t.step;
+            let eval_due = (t.spec.eval_every > 0 && s % t.spec.eval_every == 0) || t.done();
+            if report.is_some() && eval_due {
+                match t.evaluate_async().await {
+                    Ok(ev) => eval = Some(ev),
+                    Err(e) => err = Some(e),
                 }
-                Err(_) => {
-                    err = res.as_ref().err().map(|e| match e {
-                        TrainError::Diverged { step, loss } => TrainError::Diverged {
-                            step: *step,
-                            loss: *loss,
-                        },
-                        other => TrainError::Device(other.to_string()),
-                    })
+                if err.is_none() {
+                    match qtlab_core::inspect::inspect_async(&t).await {
+                        Ok(ins) => inspection = Some(ins),
+                        Err(e) => err = Some(e),
+                    }
                 }
             }
             // On the GPU a device error means the device is gone (a failed buffer map after a
@@ -225,7 +215,7 @@ async fn run_loop(ctx: Ctx, single: bool) {
             }
             with_lanes(|l| {
                 if let Some(v) = l.get_mut(i) {
-                    if let Ok(r) = &res {
+                    if let Some(r) = &report {
                         v.losses.push((r.step as f64, r.loss));
                         if !r.inf_norms.is_empty() {
                             v.inf.push((r.step as f64, r.inf_norms.clone()));
@@ -934,6 +924,20 @@ fn quant_box(ctx: Ctx) -> impl IntoView {
 // Results
 // ------------------------------------------------------------------------------------------
 
+/// One solid line per lane, in the lane's colour, from `curves` (parallel to `lanes`).
+fn lane_series<'a>(lanes: &'a [LaneView], curves: &'a [Vec<(f64, f64)>]) -> Vec<Series<'a>> {
+    lanes
+        .iter()
+        .zip(curves)
+        .map(|(l, p)| Series {
+            name: &l.label,
+            color: lanes::color(&l.attn),
+            points: p,
+            dashed: false,
+        })
+        .collect()
+}
+
 fn loss_chart(ctx: Ctx) -> impl IntoView {
     let svg = move || {
         ctx.version.track();
@@ -975,26 +979,8 @@ fn layer_charts(ctx: Ctx) -> impl IntoView {
             for l in 0..layers {
                 let infs: Vec<Vec<(f64, f64)>> = lanes.iter().map(|x| x.inf_curve(l)).collect();
                 let kurts: Vec<Vec<(f64, f64)>> = lanes.iter().map(|x| x.kurt_curve(l)).collect();
-                let s1: Vec<Series> = lanes
-                    .iter()
-                    .zip(&infs)
-                    .map(|(x, p)| Series {
-                        name: &x.label,
-                        color: lanes::color(&x.attn),
-                        points: p,
-                        dashed: false,
-                    })
-                    .collect();
-                let s2: Vec<Series> = lanes
-                    .iter()
-                    .zip(&kurts)
-                    .map(|(x, p)| Series {
-                        name: &x.label,
-                        color: lanes::color(&x.attn),
-                        points: p,
-                        dashed: false,
-                    })
-                    .collect();
+                let s1 = lane_series(lanes, &infs);
+                let s2 = lane_series(lanes, &kurts);
                 let tap = lanes
                     .first()
                     .map(|x| lanes::headline(x.model()))
@@ -1262,16 +1248,7 @@ fn quant_results(ctx: Ctx) -> impl IntoView {
             if curves.iter().all(|c| c.is_empty()) {
                 return String::new();
             }
-            let s: Vec<Series> = lanes
-                .iter()
-                .zip(&curves)
-                .map(|(l, p)| Series {
-                    name: &l.label,
-                    color: lanes::color(&l.attn),
-                    points: p,
-                    dashed: false,
-                })
-                .collect();
+            let s = lane_series(lanes, &curves);
             let metric = lanes.first().map(|l| l.metric_name()).unwrap_or("");
             charts::line_chart(
                 &format!("quantized {metric} vs activation bits"),

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::Device;
 use crate::dataset::{HostInput, RunData};
 use crate::model::{Model, ModelOutput};
-use crate::train::{TrainError, Trainer};
+use crate::train::{TrainError, Trainer, read_f32, read_f32_async};
 
 /// Bins per activation histogram. Odd, so zero sits in the middle of a bin.
 pub const HIST_BINS: usize = 41;
@@ -173,27 +173,14 @@ fn unpack(p: Packed, v: Vec<f32>, step: usize) -> Inspection {
 /// Inspects the trainer's model on evaluation batch 0 (blocking readback; native and CPU).
 pub fn inspect(trainer: &Trainer) -> Result<Inspection, TrainError> {
     let p = pack(trainer);
-    let v = p
-        .flat
-        .clone()
-        .into_data()
-        .try_into_vec::<f32>()
-        .map_err(|e| TrainError::Device(format!("{e:?}")))?;
+    let v = read_f32(p.flat.clone())?;
     Ok(unpack(p, v, trainer.step))
 }
 
 /// [`inspect`] for the browser: awaits the one readback.
 pub async fn inspect_async(trainer: &Trainer) -> Result<Inspection, TrainError> {
     let p = pack(trainer);
-    let data = p
-        .flat
-        .clone()
-        .to_data_async()
-        .await
-        .map_err(|e| TrainError::Device(format!("{e:?}")))?;
-    let v = data
-        .try_into_vec::<f32>()
-        .map_err(|e| TrainError::Device(format!("{e:?}")))?;
+    let v = read_f32_async(p.flat.clone()).await?;
     Ok(unpack(p, v, trainer.step))
 }
 

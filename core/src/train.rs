@@ -270,11 +270,24 @@ pub fn batch_loss_and_correct(
         Tensor::zeros([1], &device)
     };
     let loss = weighted_cross_entropy(logits, batch);
-    let v = Tensor::cat(vec![loss, correct], 0)
-        .into_data()
-        .try_into_vec::<f32>()
-        .map_err(|e| TrainError::Device(format!("{e:?}")))?;
+    let v = read_f32(Tensor::cat(vec![loss, correct], 0))?;
     Ok([v[0] as f64, v[1] as f64])
+}
+
+/// Reads a flat f32 tensor back, blocking (native, and the CPU backend in the browser).
+pub(crate) fn read_f32(t: Tensor<1>) -> Result<Vec<f32>, TrainError> {
+    t.into_data()
+        .try_into_vec::<f32>()
+        .map_err(|e| TrainError::Device(format!("{e:?}")))
+}
+
+/// [`read_f32`] for the browser: awaits the readback.
+pub(crate) async fn read_f32_async(t: Tensor<1>) -> Result<Vec<f32>, TrainError> {
+    t.to_data_async()
+        .await
+        .map_err(|e| TrainError::Device(format!("{e:?}")))?
+        .try_into_vec::<f32>()
+        .map_err(|e| TrainError::Device(format!("{e:?}")))
 }
 
 /// A queued training step. Holds device tensors; reading them is the only sync point.
@@ -679,11 +692,7 @@ impl Trainer {
         let model = self.model().valid();
         for i in 0..self.spec.eval_batches {
             let (packed, acc) = self.eval_batch(&model, i);
-            let v = packed
-                .into_data()
-                .try_into_vec::<f32>()
-                .map_err(|e| TrainError::Device(format!("{e:?}")))?;
-            eval.add(&v, acc);
+            eval.add(&read_f32(packed)?, acc);
         }
         Ok(eval.finish(&self.spec, self.step))
     }
@@ -694,14 +703,7 @@ impl Trainer {
         let model = self.model().valid();
         for i in 0..self.spec.eval_batches {
             let (packed, acc) = self.eval_batch(&model, i);
-            let data = packed
-                .to_data_async()
-                .await
-                .map_err(|e| TrainError::Device(format!("{e:?}")))?;
-            let v = data
-                .try_into_vec::<f32>()
-                .map_err(|e| TrainError::Device(format!("{e:?}")))?;
-            eval.add(&v, acc);
+            eval.add(&read_f32_async(packed).await?, acc);
         }
         Ok(eval.finish(&self.spec, self.step))
     }
