@@ -9,6 +9,7 @@ pub mod data;
 pub mod dataset;
 pub mod init;
 pub mod inspect;
+pub mod kernels;
 pub mod metrics;
 pub mod model;
 pub mod quant;

@@ -1,0 +1,141 @@
+//! Backward passes of the kernels for Burn's autodiff: clipped softmax and fake quantization
+//! get their own backward kernels; the statistics carry no gradient.
+
+use burn::backend::autodiff::{
+    Autodiff,
+    checkpoint::{base::Checkpointer, strategy::CheckpointStrategy},
+    grads::Gradients,
+    ops::{Backward, Ops, OpsKind},
+};
+use burn::backend::{AutodiffBackend, tensor::FloatTensor};
+
+use super::KernelOps;
+
+impl<B: KernelOps, C: CheckpointStrategy> KernelOps for Autodiff<B, C> {
+    fn clipped_softmax(x: FloatTensor<Self>, gamma: f32, zeta: f32) -> FloatTensor<Self> {
+        #[derive(Debug)]
+        struct ClippedSoftmaxBackward;
+        impl<B: KernelOps> Backward<B, 1> for ClippedSoftmaxBackward {
+            // The input, not the output: where the clip is active the output has forgotten p.
+            type State = (FloatTensor<B>, f32, f32);
+            fn backward(
+                self,
+                ops: Ops<Self::State, 1>,
+                grads: &mut Gradients,
+                _: &mut Checkpointer,
+            ) {
+                let [parent] = ops.parents;
+                let grad = grads.consume::<B>(&ops.node);
+                let (x, gamma, zeta) = ops.state;
+                if let Some(node) = parent {
+                    grads.register::<B>(node.id, B::clipped_softmax_backward(x, grad, gamma, zeta));
+                }
+            }
+        }
+        match ClippedSoftmaxBackward
+            .prepare::<C>([x.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let input = x.into_primitive();
+                let out = B::clipped_softmax(input.clone(), gamma, zeta);
+                prep.finish((input, gamma, zeta), out)
+            }
+            OpsKind::UnTracked(prep) => {
+                prep.finish(B::clipped_softmax(x.into_primitive(), gamma, zeta))
+            }
+        }
+    }
+
+    fn clipped_softmax_backward(
+        x: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        gamma: f32,
+        zeta: f32,
+    ) -> FloatTensor<Self> {
+        // Second derivatives are never taken; the result is a constant.
+        Self::from_inner(B::clipped_softmax_backward(
+            x.into_primitive(),
+            grad.into_primitive(),
+            gamma,
+            zeta,
+        ))
+    }
+
+    fn fake_quant(
+        x: FloatTensor<Self>,
+        scale: f32,
+        zero_point: f32,
+        qmin: f32,
+        qmax: f32,
+    ) -> FloatTensor<Self> {
+        #[derive(Debug)]
+        struct FakeQuantBackward;
+        impl<B: KernelOps> Backward<B, 1> for FakeQuantBackward {
+            type State = (FloatTensor<B>, [f32; 4]);
+            fn backward(
+                self,
+                ops: Ops<Self::State, 1>,
+                grads: &mut Gradients,
+                _: &mut Checkpointer,
+            ) {
+                let [parent] = ops.parents;
+                let grad = grads.consume::<B>(&ops.node);
+                let (x, [s, z, lo, hi]) = ops.state;
+                if let Some(node) = parent {
+                    grads.register::<B>(node.id, B::fake_quant_backward(x, grad, s, z, lo, hi));
+                }
+            }
+        }
+        let p = [scale, zero_point, qmin, qmax];
+        match FakeQuantBackward
+            .prepare::<C>([x.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let input = x.into_primitive();
+                let out = B::fake_quant(input.clone(), scale, zero_point, qmin, qmax);
+                prep.finish((input, p), out)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::fake_quant(
+                x.into_primitive(),
+                scale,
+                zero_point,
+                qmin,
+                qmax,
+            )),
+        }
+    }
+
+    fn fake_quant_backward(
+        x: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        scale: f32,
+        zero_point: f32,
+        qmin: f32,
+        qmax: f32,
+    ) -> FloatTensor<Self> {
+        Self::from_inner(B::fake_quant_backward(
+            x.into_primitive(),
+            grad.into_primitive(),
+            scale,
+            zero_point,
+            qmin,
+            qmax,
+        ))
+    }
+
+    fn min_max(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        Self::from_inner(B::min_max(x.into_primitive()))
+    }
+
+    fn seq_stats(x: FloatTensor<Self>, range: FloatTensor<Self>, bins: usize) -> FloatTensor<Self> {
+        Self::from_inner(B::seq_stats(
+            x.into_primitive(),
+            range.into_primitive(),
+            bins,
+        ))
+    }
+}

@@ -1,0 +1,216 @@
+//! Custom WGSL kernels for the hot paths (`shaders/*.wgsl`) and their plain Burn-tensor twins.
+//!
+//! Every kernel has a [`reference`] implementation written with ordinary tensor ops. The CPU
+//! backend always takes the reference; a wgpu/WebGPU device takes the kernel unless
+//! [`set_enabled`] turned kernels off (the benchmark does, to time the reference on the same
+//! device). Tests compare the two on lavapipe, values and gradients.
+//!
+//! The kernels:
+//! - clipped softmax over the last axis, forward and backward, one launch each (plain softmax
+//!   is the case γ = 0, ζ = 1, so vanilla attention uses it too);
+//! - fake quantization with a straight-through backward, one launch each;
+//! - min and max of a tensor for calibration, one shader launched twice;
+//! - outlier statistics: per-sequence max |x|, mean, variance, fourth moment and a histogram in
+//!   one launch.
+//!
+//! The gated-attention gate (σ(g)·context) is not a kernel: it is one broadcast multiply that
+//! Burn's fusion already folds into its neighbours, so a custom launch could only add a pass.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use burn::tensor::{Device, Tensor};
+
+mod autodiff;
+mod cube;
+mod ops;
+
+pub use ops::KernelOps;
+
+/// Columns of a [`seq_stats`] row before the histogram: max |x|, mean, unbiased variance, m4.
+pub const STAT_COLS: usize = 4;
+
+static ENABLED: AtomicBool = AtomicBool::new(true);
+
+/// Turns the custom kernels on or off for every later call (default: on).
+pub fn set_enabled(on: bool) {
+    ENABLED.store(on, Ordering::Relaxed);
+}
+
+/// Whether calls on `device` go to the custom kernels: a wgpu/WebGPU device with kernels on.
+pub fn active(device: &Device) -> bool {
+    ENABLED.load(Ordering::Relaxed) && is_cube(device)
+}
+
+/// A CubeCL device (wgpu on Vulkan/Metal/DX12 natively, WebGPU in the browser), autodiff or not.
+pub fn is_cube(device: &Device) -> bool {
+    let inner = device.clone().inner();
+    matches!(inner.as_dispatch(), burn::backend::DispatchDevice::Cube(_))
+}
+
+/// clip((ζ−γ)·softmax(x)+γ, 0, 1) over the last axis; γ = 0, ζ = 1 is softmax.
+///
+/// # Shapes
+/// - `x`: any, normalised over the last axis → same
+pub fn clipped_softmax<const D: usize>(x: Tensor<D>, gamma: f64, zeta: f64) -> Tensor<D> {
+    if active(&x.device()) {
+        custom::clipped_softmax(x, gamma, zeta)
+    } else {
+        reference::clipped_softmax(x, gamma, zeta)
+    }
+}
+
+/// Fake quantization Δ·(clamp(round(x/Δ + zp), qmin, qmax) − zp) with a straight-through
+/// gradient inside the grid and zero outside.
+///
+/// # Shapes
+/// - `x`: any → same
+pub fn fake_quant<const D: usize>(
+    x: Tensor<D>,
+    p: &crate::quant::quantizer::QuantParams,
+) -> Tensor<D> {
+    if active(&x.device()) {
+        custom::fake_quant(x, p)
+    } else {
+        reference::fake_quant(x, p)
+    }
+}
+
+/// `[min, max]` over every element (no gradient).
+///
+/// # Shapes
+/// - `x`: any, at least one element → `[2]`
+pub fn min_max<const D: usize>(x: Tensor<D>) -> Tensor<1> {
+    if active(&x.device()) {
+        custom::min_max(x)
+    } else {
+        reference::min_max(x)
+    }
+}
+
+/// Per-sequence outlier statistics and a histogram of `bins` equal bins over
+/// [−range, range] (edge bins take what lies beyond; NaNs are not counted). No gradient.
+///
+/// # Shapes
+/// - `x`: `[batch, n]` (a sequence's T×d values flattened), `range`: `[1]`
+/// - output: `[batch, STAT_COLS + bins]`, columns `[max|x|, mean, var (unbiased), m4, counts…]`
+pub fn seq_stats(x: Tensor<2>, range: Tensor<1>, bins: usize) -> Tensor<2> {
+    if active(&x.device()) {
+        custom::seq_stats(x, range, bins)
+    } else {
+        reference::seq_stats(x, range, bins)
+    }
+}
+
+/// Per-sequence kurtosis from a [`seq_stats`] output: m4 / (var² + 1e-6), the paper's
+/// definition with its epsilon.
+///
+/// # Shapes
+/// - `stats`: `[batch, STAT_COLS + bins]` → `[batch]`
+pub fn kurtosis_from_stats(stats: Tensor<2>) -> Tensor<1> {
+    let b = stats.dims()[0];
+    let var = stats.clone().narrow(1, 2, 1); // [b, 1]
+    let m4 = stats.narrow(1, 3, 1); // [b, 1]
+    (m4 / (var.powi_scalar(2) + 1e-6)).reshape([b])
+}
+
+/// The kernels themselves, whatever [`set_enabled`] says. Only for CubeCL devices: any other
+/// device panics (the extension has no CPU implementation; the CPU takes [`reference`]).
+pub mod custom {
+    use burn::backend::Dispatch;
+    use burn::tensor::Tensor;
+
+    use super::KernelOps;
+    use crate::quant::quantizer::QuantParams;
+
+    pub fn clipped_softmax<const D: usize>(x: Tensor<D>, gamma: f64, zeta: f64) -> Tensor<D> {
+        Tensor::from_dispatch(Dispatch::clipped_softmax(
+            x.into_dispatch(),
+            gamma as f32,
+            zeta as f32,
+        ))
+    }
+
+    pub fn fake_quant<const D: usize>(x: Tensor<D>, p: &QuantParams) -> Tensor<D> {
+        Tensor::from_dispatch(Dispatch::fake_quant(
+            x.into_dispatch(),
+            p.scale,
+            p.zero_point,
+            p.qmin,
+            p.qmax,
+        ))
+    }
+
+    pub fn min_max<const D: usize>(x: Tensor<D>) -> Tensor<1> {
+        let n = x.shape().num_elements();
+        let flat = x.reshape([n]); // [n]
+        Tensor::from_dispatch(Dispatch::min_max(flat.into_dispatch()))
+    }
+
+    pub fn seq_stats(x: Tensor<2>, range: Tensor<1>, bins: usize) -> Tensor<2> {
+        Tensor::from_dispatch(Dispatch::seq_stats(
+            x.into_dispatch(),
+            range.into_dispatch(),
+            bins,
+        ))
+    }
+}
+
+/// The plain Burn-tensor definitions: the oracle for the kernels and the CPU path.
+pub mod reference {
+    use burn::tensor::Tensor;
+    use burn::tensor::activation::softmax;
+
+    use super::STAT_COLS;
+    use crate::quant::quantizer::QuantParams;
+
+    pub fn clipped_softmax<const D: usize>(x: Tensor<D>, gamma: f64, zeta: f64) -> Tensor<D> {
+        softmax(x, D - 1)
+            .mul_scalar(zeta - gamma)
+            .add_scalar(gamma)
+            .clamp(0.0, 1.0)
+    }
+
+    pub fn fake_quant<const D: usize>(x: Tensor<D>, p: &QuantParams) -> Tensor<D> {
+        let xs = x.div_scalar(p.scale).add_scalar(p.zero_point); // x/Δ + zp
+        // STE: forward round(xs), backward identity.
+        let rounded = xs.clone() + (xs.clone().round() - xs).detach();
+        rounded
+            .clamp(p.qmin, p.qmax)
+            .sub_scalar(p.zero_point)
+            .mul_scalar(p.scale)
+    }
+
+    pub fn min_max<const D: usize>(x: Tensor<D>) -> Tensor<1> {
+        let n = x.shape().num_elements();
+        let flat = x.reshape([n]); // [n]
+        Tensor::cat(vec![flat.clone().min(), flat.max()], 0)
+    }
+
+    pub fn seq_stats(x: Tensor<2>, range: Tensor<1>, bins: usize) -> Tensor<2> {
+        let [b, n] = x.dims();
+        let device = x.device();
+        let max_abs = x.clone().abs().max_dim(1); // [b, 1]
+        let mean = x.clone().mean_dim(1); // [b, 1]
+        let c2 = (x.clone() - mean.clone()).powi_scalar(2); // [b, n]
+        let var = c2.clone().sum_dim(1).div_scalar((n.max(2) - 1) as f64); // [b, 1]
+        let m4 = c2.powi_scalar(2).mean_dim(1); // [b, 1]
+        // Bin index of every value, then one comparison per bin: a histogram from tensor ops.
+        let r = range.clamp_min(1e-6).reshape([1, 1]); // [1, 1]
+        let idx = ((x.clone() + r.clone()) / (r * 2.0))
+            .mul_scalar(bins as f64)
+            .floor()
+            .clamp(0.0, (bins - 1) as f64); // [b, n], NaN stays NaN
+        let ids = Tensor::<1, burn::tensor::Int>::arange(0..bins as i64, &device)
+            .float()
+            .reshape([1, 1, bins]); // [1, 1, bins]
+        let counts = idx
+            .reshape([b, n, 1])
+            .equal(ids)
+            .float()
+            .sum_dim(1)
+            .reshape([b, bins]); // [b, bins]
+        let out = Tensor::cat(vec![max_abs, mean, var, m4, counts], 1); // [b, 4 + bins]
+        debug_assert_eq!(out.dims()[1], STAT_COLS + bins);
+        out
+    }
+}

@@ -1,0 +1,59 @@
+//! The backend extension: one trait method per kernel launch. Implemented for the CubeCL
+//! backend (the WGSL kernels, `cube.rs`) and for autodiff (`autodiff.rs`, the backward passes);
+//! the macro derives the dispatch and the lazy Fusion wrapper.
+
+use burn::backend::{Backend, backend_extension, tensor::FloatTensor};
+use burn::tensor::Shape;
+
+#[backend_extension(Cube, Autodiff, Fusion)]
+pub trait KernelOps: Backend {
+    /// clip((ζ−γ)·softmax(x)+γ, 0, 1) over the last axis.
+    #[fusion(dtype = x, shape = x)]
+    fn clipped_softmax(x: FloatTensor<Self>, gamma: f32, zeta: f32) -> FloatTensor<Self>;
+
+    /// The gradient of [`KernelOps::clipped_softmax`] w.r.t. `x`, given the output gradient.
+    #[fusion(dtype = grad, shape = grad)]
+    fn clipped_softmax_backward(
+        x: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        gamma: f32,
+        zeta: f32,
+    ) -> FloatTensor<Self>;
+
+    /// Δ·(clamp(round(x/Δ + zp), qmin, qmax) − zp).
+    #[fusion(dtype = x, shape = x)]
+    fn fake_quant(
+        x: FloatTensor<Self>,
+        scale: f32,
+        zero_point: f32,
+        qmin: f32,
+        qmax: f32,
+    ) -> FloatTensor<Self>;
+
+    /// The straight-through gradient of [`KernelOps::fake_quant`].
+    #[fusion(dtype = grad, shape = grad)]
+    fn fake_quant_backward(
+        x: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        scale: f32,
+        zero_point: f32,
+        qmin: f32,
+        qmax: f32,
+    ) -> FloatTensor<Self>;
+
+    /// `[min, max]` of a 1-D tensor.
+    #[fusion(dtype = x, shape = pair_shape(x))]
+    fn min_max(x: FloatTensor<Self>) -> FloatTensor<Self>;
+
+    /// `[batch, n]` → `[batch, 4 + bins]` outlier statistics (see `kernels::seq_stats`).
+    #[fusion(dtype = x, shape = stats_shape(x, bins))]
+    fn seq_stats(x: FloatTensor<Self>, range: FloatTensor<Self>, bins: usize) -> FloatTensor<Self>;
+}
+
+pub(crate) fn stats_shape(x: &Shape, bins: &usize) -> Shape {
+    Shape::new([x[0], super::STAT_COLS + *bins])
+}
+
+pub(crate) fn pair_shape(_x: &Shape) -> Shape {
+    Shape::new([2])
+}
