@@ -70,7 +70,6 @@ struct Packed {
     heads: usize,
     gate_layers: Vec<bool>,
     tap_names: Vec<String>,
-    tap_len: usize,
     tokens: Vec<String>,
 }
 
@@ -100,12 +99,20 @@ fn pack(trainer: &Trainer) -> Packed {
     }
     let headline = model.headline_kind();
     let mut tap_names = Vec::new();
-    let mut tap_len = 0;
     for tap in taps.tracked.iter().filter(|t| t.kind == headline) {
         let [b, t, d] = tap.x.dims();
-        tap_len = b * t * d;
         tap_names.push(tap.label());
-        parts.push(tap.x.clone().reshape([tap_len])); // [batch*seq*d_model]
+        // The histogram is built on the device (the statistics kernel on a GPU) over
+        // [-max|x|, max|x|]: HIST_BINS + 1 floats come back instead of the activations.
+        let x = tap.x.clone().reshape([b, t * d]); // [batch, seq*d_model]
+        let range = crate::kernels::min_max(x.clone()).abs().max().clamp_min(1e-6); // [1]
+        let stats = crate::kernels::seq_stats(x, range.clone(), HIST_BINS); // [batch, 4 + bins]
+        let counts = stats
+            .narrow(1, crate::kernels::STAT_COLS, HIST_BINS)
+            .sum_dim(0)
+            .reshape([HIST_BINS]); // [bins]
+        parts.push(range);
+        parts.push(counts);
     }
     Packed {
         flat: Tensor::cat(parts, 0),
@@ -113,27 +120,7 @@ fn pack(trainer: &Trainer) -> Packed {
         heads,
         gate_layers,
         tap_names,
-        tap_len,
         tokens: tokens_all.into_iter().take(seq).collect(),
-    }
-}
-
-fn histogram(name: String, values: &[f32]) -> Histogram {
-    let range = values
-        .iter()
-        .filter(|v| v.is_finite())
-        .fold(0f32, |m, v| m.max(v.abs()))
-        .max(1e-6) as f64;
-    let mut counts = vec![0u64; HIST_BINS];
-    for &v in values.iter().filter(|v| v.is_finite()) {
-        let u = (v as f64 + range) / (2.0 * range); // 0..=1
-        let i = ((u * HIST_BINS as f64) as isize).clamp(0, HIST_BINS as isize - 1) as usize;
-        counts[i] += 1;
-    }
-    Histogram {
-        name,
-        range,
-        counts,
     }
 }
 
@@ -156,8 +143,13 @@ fn unpack(p: Packed, v: Vec<f32>, step: usize) -> Inspection {
         .tap_names
         .into_iter()
         .map(|name| {
-            let vals = take(p.tap_len);
-            histogram(name, &vals)
+            let range = take(1).first().copied().unwrap_or(f32::NAN) as f64;
+            let counts = take(HIST_BINS).iter().map(|&c| c.max(0.0) as u64).collect();
+            Histogram {
+                name,
+                range,
+                counts,
+            }
         })
         .collect();
     Inspection {

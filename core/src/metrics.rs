@@ -36,6 +36,20 @@ pub fn kurtosis_per_seq(x: Tensor<3>) -> Tensor<1> {
     (m4 / (var.powi_scalar(2) + 1e-6)).reshape([b])
 }
 
+/// [`inf_norm_per_seq`] and [`kurtosis_per_seq`] in one pass: the outlier-statistics kernel on
+/// a GPU, the same definitions in tensor ops on the CPU.
+///
+/// # Shapes
+/// - `x`: `[batch, seq, d]` → (`[batch]`, `[batch]`)
+pub fn inf_norm_and_kurtosis(x: Tensor<3>) -> (Tensor<1>, Tensor<1>) {
+    let [b, t, d] = x.dims();
+    let device = x.device();
+    // One bin: the histogram is not wanted here, and one bin costs one atomic per value.
+    let stats = crate::kernels::seq_stats(x.reshape([b, t * d]), Tensor::zeros([1], &device), 1); // [b, 5]
+    let inf = stats.clone().narrow(1, 0, 1).reshape([b]); // [b]
+    (inf, crate::kernels::kurtosis_from_stats(stats))
+}
+
 /// Host reference of [`kurtosis_per_seq`] for one sequence (f64), the test oracle.
 pub fn kurtosis_host(x: &[f32]) -> f64 {
     let n = x.len() as f64;
@@ -75,8 +89,9 @@ pub fn gate_mean(gate: Tensor<4>) -> Tensor<1> {
 pub fn pack_batch_stats(taps: &Taps, delim: Option<Tensor<2>>) -> Tensor<1> {
     let mut parts: Vec<Tensor<1>> = Vec::new();
     for tap in &taps.tracked {
-        parts.push(inf_norm_per_seq(tap.x.clone()).mean());
-        parts.push(kurtosis_per_seq(tap.x.clone()).mean());
+        let (inf, kurt) = inf_norm_and_kurtosis(tap.x.clone());
+        parts.push(inf.mean());
+        parts.push(kurt.mean());
     }
     for (probs, gate) in taps.probs.iter().zip(&taps.gates) {
         let [b, _, _, t] = probs.dims();

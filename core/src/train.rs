@@ -294,7 +294,7 @@ pub(crate) async fn read_f32_async(t: Tensor<1>) -> Result<Vec<f32>, TrainError>
 pub struct PendingStep {
     pub step: usize,
     pub lr: f64,
-    /// `[loss, grad_norm, headline inf-norms…]`
+    /// `[loss, grad_norm, (headline inf-norm, kurtosis)…]`
     packed: Tensor<1>,
     headline_layers: usize,
 }
@@ -309,6 +309,10 @@ pub struct StepReport {
     /// Per layer, the batch mean of the per-sequence ‖x‖∞ of the headline tap on this training
     /// batch, if it was collected.
     pub inf_norms: Vec<f64>,
+    /// Per layer, the batch mean of the per-sequence kurtosis of the same tap (collected with
+    /// the inf-norms; absent in records from before it existed).
+    #[serde(default)]
+    pub kurtosis: Vec<f64>,
 }
 
 impl PendingStep {
@@ -319,7 +323,8 @@ impl PendingStep {
             lr: self.lr,
             loss: get(0),
             grad_norm: get(1),
-            inf_norms: (0..self.headline_layers).map(|i| get(2 + i)).collect(),
+            inf_norms: (0..self.headline_layers).map(|i| get(2 + 2 * i)).collect(),
+            kurtosis: (0..self.headline_layers).map(|i| get(3 + 2 * i)).collect(),
         }
     }
 
@@ -377,7 +382,8 @@ struct ShardResult {
     /// Σ over the shard of w·(−log p) / Σ over the whole batch of w. `[1]`
     loss: Tensor<1>,
     grads: HashMap<ParamId, Tensor<1>>,
-    /// Per headline tap, Σ over the shard's sequences of ‖x‖∞ (empty without stats).
+    /// Per headline tap, Σ over the shard's sequences of `[‖x‖∞, kurtosis]` (empty without
+    /// stats).
     stats: Vec<Tensor<1>>,
 }
 
@@ -406,7 +412,10 @@ fn run_shard(
         taps.tracked
             .iter()
             .filter(|t| t.kind == headline)
-            .map(|t| metrics::inf_norm_per_seq(t.x.clone().inner()).sum())
+            .map(|t| {
+                let (inf, kurt) = metrics::inf_norm_and_kurtosis(t.x.clone().inner());
+                Tensor::cat(vec![inf.sum(), kurt.sum()], 0) // [2]
+            })
             .collect()
     } else {
         Vec::new()

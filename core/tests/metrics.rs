@@ -70,3 +70,25 @@ fn noop_masses_and_gate_means() {
         "{m:?}"
     );
 }
+
+#[test]
+fn one_pass_stats_agree_with_the_definitions() {
+    // The statistics path the trainer and the evaluation use (a kernel on a GPU, the tensor
+    // reference here) against the host oracles of the paper's definitions.
+    let device = burn::tensor::Device::flex();
+    let (b, t, d) = (3, 7, 5);
+    let vals: Vec<f32> = (0..b * t * d)
+        .map(|i| ((i * 31 % 17) as f32 - 8.0) * 0.3 + if i % 23 == 0 { 9.0 } else { 0.0 })
+        .collect();
+    let x = burn::tensor::Tensor::<3>::from_data(burn::tensor::TensorData::new(vals.clone(), [b, t, d]), &device);
+    let (inf, kurt) = qtlab_core::metrics::inf_norm_and_kurtosis(x);
+    let inf = inf.into_data().try_into_vec::<f32>().unwrap();
+    let kurt = kurt.into_data().try_into_vec::<f32>().unwrap();
+    for s in 0..b {
+        let seq = &vals[s * t * d..(s + 1) * t * d];
+        let want_inf = seq.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let want_kurt = qtlab_core::metrics::kurtosis_host(seq);
+        assert_eq!(inf[s], want_inf);
+        assert!((kurt[s] as f64 - want_kurt).abs() < 1e-4 * want_kurt, "{} vs {want_kurt}", kurt[s]);
+    }
+}

@@ -1,7 +1,7 @@
 //! Score normalisers: how attention logits become attention probabilities.
 //!
-//! These are the plain Burn-tensor definitions. They are the oracle for any fused kernel and
-//! the path the CPU backend always takes.
+//! Softmax and clipped softmax go through [`crate::kernels::clipped_softmax`]: one fused WGSL
+//! launch per direction on a GPU, the plain Burn-tensor definition on the CPU.
 
 use burn::tensor::Tensor;
 use burn::tensor::activation::softmax;
@@ -38,7 +38,7 @@ impl ScoreNorm {
     /// - output: `[batch, heads, seq_q, seq_k]`
     pub fn apply(self, scores: Tensor<4>, sink: Option<Tensor<1>>) -> Tensor<4> {
         match self {
-            ScoreNorm::Softmax => softmax(scores, 3),
+            ScoreNorm::Softmax => crate::kernels::clipped_softmax(scores, 0.0, 1.0),
             ScoreNorm::Clipped { gamma, zeta } => clipped_softmax(scores, gamma, zeta),
             ScoreNorm::Softmax1 => {
                 let [b, h, t, _] = scores.dims();
@@ -57,10 +57,7 @@ impl ScoreNorm {
 
 /// clip((ζ−γ)·softmax(x)+γ, 0, 1) over the last axis.
 pub fn clipped_softmax<const D: usize>(x: Tensor<D>, gamma: f64, zeta: f64) -> Tensor<D> {
-    softmax(x, D - 1)
-        .mul_scalar(zeta - gamma)
-        .add_scalar(gamma)
-        .clamp(0.0, 1.0)
+    crate::kernels::clipped_softmax(x, gamma, zeta)
 }
 
 /// Softmax over `[scores, extra]` with the extra column dropped afterwards: the extra logit

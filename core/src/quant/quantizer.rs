@@ -79,11 +79,6 @@ pub fn fake_quant_host(x: f32, p: &QuantParams) -> f32 {
 /// # Shapes
 /// - `x`: any → same
 pub fn fake_quant<const D: usize>(x: Tensor<D>, p: &QuantParams) -> Tensor<D> {
-    let xs = x.div_scalar(p.scale).add_scalar(p.zero_point); // x/Δ + zp
-    // STE: forward round(xs), backward identity.
-    let rounded = xs.clone() + (xs.clone().round() - xs).detach();
-    rounded
-        .clamp(p.qmin, p.qmax)
-        .sub_scalar(p.zero_point)
-        .mul_scalar(p.scale)
+    // A fused kernel (forward and straight-through backward) on a GPU, tensor ops on the CPU.
+    crate::kernels::fake_quant(x, p)
 }

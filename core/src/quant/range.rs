@@ -53,9 +53,7 @@ impl RangeEstimator {
                 self.update(state, &v);
             }
             _ => {
-                let n = x.shape().num_elements();
-                let flat = x.clone().reshape([n]);
-                let mm = Tensor::cat(vec![flat.clone().min(), flat.max()], 0);
+                let mm = crate::kernels::min_max(x.clone()); // [2]
                 let v = mm.into_data().try_into_vec::<f32>().unwrap_or_default();
                 if v.len() == 2 {
                     self.update(state, &v);

@@ -85,10 +85,7 @@ impl ActQuant {
                     let est = self.estimator;
                     est.update_tensor(&mut self.ranges[i], &x);
                 } else {
-                    let n = x.shape().num_elements();
-                    let flat = x.clone().reshape([n]); // [n]
-                    self.pending
-                        .push(Tensor::cat(vec![flat.clone().min(), flat.max()], 0));
+                    self.pending.push(crate::kernels::min_max(x.clone())); // [2]
                 }
                 x
             }
