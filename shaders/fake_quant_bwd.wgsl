@@ -1,18 +1,30 @@
 // Straight-through backward of fake quantization: the rounding passes the gradient unchanged,
 // the clamp blocks it where round(x / scale + zp) falls outside [qmin, qmax] (inclusive at the
-// edges, like the reference's clamp).
+// edges, like the reference's clamp). T, PER and the grid as in the forward kernel.
 
-@group(0) @binding(0) var<storage, read_write> x: array<f32>;
-@group(0) @binding(1) var<storage, read_write> g: array<f32>;
-@group(0) @binding(2) var<storage, read_write> dx: array<f32>;
-// [len, scale bits, zero point bits, qmin bits, qmax bits, threads along x]
+alias T = {{ ty }};
+const PER: u32 = {{ per }}u;
+
+@group(0) @binding(0) var<storage, read_write> x: array<T>;
+@group(0) @binding(1) var<storage, read_write> g: array<T>;
+@group(0) @binding(2) var<storage, read_write> dx: array<T>;
+// [groups of T, scale bits, zero point bits, qmin bits, qmax bits, invocations]
 @group(0) @binding(3) var<storage, read_write> info: array<u32>;
 
 @compute @workgroup_size({{ wg }}, 1, 1)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let i = gid.x + gid.y * info[5];
-    if (i >= info[0]) { return; }
-    let q = round(x[i] / bitcast<f32>(info[1]) + bitcast<f32>(info[2]));
-    let inside = q >= bitcast<f32>(info[3]) && q <= bitcast<f32>(info[4]);
-    dx[i] = select(0.0, g[i], inside);
+    let t = gid.x;
+    let threads = info[5];
+    let n = info[0];
+    let scale = T(bitcast<f32>(info[1]));
+    let zp = T(bitcast<f32>(info[2]));
+    let lo = T(bitcast<f32>(info[3]));
+    let hi = T(bitcast<f32>(info[4]));
+    for (var k = 0u; k < PER; k++) {
+        let i = t + k * threads;
+        if (i < n) {
+            let q = round(x[i] / scale + zp);
+            dx[i] = select(T(0.0), g[i], q >= lo & q <= hi);
+        }
+    }
 }

@@ -4,6 +4,8 @@ use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::time::Instant;
 
+mod bench_kernels;
+
 use qtlab_core::Backend;
 use qtlab_core::dataset::RunData;
 use qtlab_core::quant::{QuantSettings, WeightRange, quantize_and_evaluate};
@@ -20,6 +22,8 @@ USAGE:
               [--quantize w8a8[,w6a6,...]] [--weight-range minmax|mse]
               [--act-range running_minmax|current_minmax|percentile:99.999] [--calib-batches N]
   qtlab bench [--backend cpu|wgpu|all] [--bench-steps N] [--threads N]
+  qtlab bench kernels [--backend cpu|wgpu|all] [--bench-steps N]   custom WGSL kernels vs their
+              Burn-tensor references on the same device, and the cost of per-step outlier stats
   qtlab experiment [--spec ...] [--<key> <value>]... [--variants vanilla,clipped,gated]
               [--quantize w8a8,w8a6,...] [--out FILE]   Table 2 at demo scale (markdown + JSON)
   qtlab spec  [--spec '<canonical spec>'] [--<key> <value>]...   print the canonical spec
@@ -41,6 +45,9 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("train") => cmd_train(&args[1..]),
+        Some("bench") if args.get(1).map(String::as_str) == Some("kernels") => {
+            cmd_bench_kernels(&args[2..])
+        }
         Some("bench") => cmd_bench(&args[1..]),
         Some("spec") => cmd_spec(&args[1..]),
         Some("experiment") => cmd_experiment(&args[1..]),
@@ -539,6 +546,15 @@ pub fn reference_spec() -> RunSpec {
         "v=1&model=bert&layers=2&d=64&heads=4&ffn=256&seq=32&batch=16&steps=1000000&warmup=10",
     )
     .expect("reference spec is valid")
+}
+
+fn cmd_bench_kernels(args: &[String]) -> Result<(), String> {
+    let (_, opts) = parse_args(args)?;
+    for backend in opts.bench_backends.iter().copied() {
+        bench_kernels::run(backend, opts.bench_steps.max(1))?;
+        println!();
+    }
+    Ok(())
 }
 
 fn cmd_bench(args: &[String]) -> Result<(), String> {

@@ -105,7 +105,10 @@ fn pack(trainer: &Trainer) -> Packed {
         // The histogram is built on the device (the statistics kernel on a GPU) over
         // [-max|x|, max|x|]: HIST_BINS + 1 floats come back instead of the activations.
         let x = tap.x.clone().reshape([b, t * d]); // [batch, seq*d_model]
-        let range = crate::kernels::min_max(x.clone()).abs().max().clamp_min(1e-6); // [1]
+        let range = crate::kernels::min_max(x.clone())
+            .abs()
+            .max()
+            .clamp_min(1e-6); // [1]
         let stats = crate::kernels::seq_stats(x, range.clone(), HIST_BINS); // [batch, 4 + bins]
         let counts = stats
             .narrow(1, crate::kernels::STAT_COLS, HIST_BINS)

@@ -82,7 +82,7 @@ fn clipped_softmax_kernel_matches_reference() {
 #[test]
 fn fake_quant_kernel_matches_reference() {
     let device = gpu().autodiff();
-    for n in [1usize, 255, 257, 70_001] {
+    for n in [1usize, 4, 255, 256, 257, 70_001, 70_004] {
         for p in [
             QuantParams::asymmetric(-1.3, 2.1, 8),
             QuantParams::asymmetric(-0.2, 0.9, 4),

@@ -80,7 +80,10 @@ fn one_pass_stats_agree_with_the_definitions() {
     let vals: Vec<f32> = (0..b * t * d)
         .map(|i| ((i * 31 % 17) as f32 - 8.0) * 0.3 + if i % 23 == 0 { 9.0 } else { 0.0 })
         .collect();
-    let x = burn::tensor::Tensor::<3>::from_data(burn::tensor::TensorData::new(vals.clone(), [b, t, d]), &device);
+    let x = burn::tensor::Tensor::<3>::from_data(
+        burn::tensor::TensorData::new(vals.clone(), [b, t, d]),
+        &device,
+    );
     let (inf, kurt) = qtlab_core::metrics::inf_norm_and_kurtosis(x);
     let inf = inf.into_data().try_into_vec::<f32>().unwrap();
     let kurt = kurt.into_data().try_into_vec::<f32>().unwrap();
@@ -89,6 +92,10 @@ fn one_pass_stats_agree_with_the_definitions() {
         let want_inf = seq.iter().fold(0f32, |m, v| m.max(v.abs()));
         let want_kurt = qtlab_core::metrics::kurtosis_host(seq);
         assert_eq!(inf[s], want_inf);
-        assert!((kurt[s] as f64 - want_kurt).abs() < 1e-4 * want_kurt, "{} vs {want_kurt}", kurt[s]);
+        assert!(
+            (kurt[s] as f64 - want_kurt).abs() < 1e-4 * want_kurt,
+            "{} vs {want_kurt}",
+            kurt[s]
+        );
     }
 }

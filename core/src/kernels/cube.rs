@@ -16,7 +16,7 @@ const MAX_GROUPS: u32 = 65_535;
 struct Wgsl {
     name: &'static str,
     source: &'static str,
-    vars: Vec<(&'static str, u32)>,
+    vars: Vec<(&'static str, String)>,
 }
 
 impl KernelSource for Wgsl {
@@ -24,7 +24,7 @@ impl KernelSource for Wgsl {
         self.vars
             .iter()
             .fold(SourceTemplate::new(self.source), |t, (k, v)| {
-                t.register(*k, v.to_string())
+                t.register(*k, v.clone())
             })
     }
     fn id(&self) -> KernelId {
@@ -32,6 +32,20 @@ impl KernelSource for Wgsl {
     }
     fn lang(&self) -> &'static str {
         "wgsl"
+    }
+}
+
+/// Template values: `("wg", 64)` → `("wg", "64")`.
+fn vars<const N: usize>(v: [(&'static str, &dyn ToString); N]) -> Vec<(&'static str, String)> {
+    v.iter().map(|(k, v)| (*k, v.to_string())).collect()
+}
+
+/// The WGSL element type for `n` values: 16-byte `vec4<f32>` loads when `n` divides by 4.
+fn lanes(n: usize) -> (usize, &'static str) {
+    if n % 4 == 0 {
+        (4, "vec4<f32>")
+    } else {
+        (1, "f32")
     }
 }
 
@@ -69,11 +83,8 @@ fn grid(groups: usize) -> (CubeCount, u32) {
     }
 }
 
-/// Threads per row-reducing workgroup: a power of two near the row length, 32..=256, so short
-/// attention rows do not leave most of a 256-wide group idle.
-fn row_wg(n: usize) -> u32 {
-    (n.max(1).next_power_of_two()).clamp(32, 256) as u32
-}
+/// Invocations per workgroup of the one-row-per-invocation kernels.
+const ROW_WG: u32 = 64;
 
 fn launch(
     x: &CubeTensor,
@@ -92,6 +103,18 @@ fn launch(
 
 const ELEM_WG: u32 = 256;
 
+/// Values per invocation of the elementwise kernels: 4, or more past 65,535 workgroups.
+/// Returns the 1-D workgroup count, the invocation count and the values per invocation.
+fn elem_grid(n: usize) -> (CubeCount, u32, u32) {
+    let per = n.div_ceil(MAX_GROUPS as usize * ELEM_WG as usize).max(4);
+    let groups = n.div_ceil(per).div_ceil(ELEM_WG as usize).max(1) as u32;
+    (
+        CubeCount::Static(groups, 1, 1),
+        groups * ELEM_WG,
+        per as u32,
+    )
+}
+
 impl KernelOps for CubeBackend {
     fn clipped_softmax(x: FloatTensor<Self>, gamma: f32, zeta: f32) -> FloatTensor<Self> {
         let x = f32_tensor(x);
@@ -102,16 +125,22 @@ impl KernelOps for CubeBackend {
         if rows == 0 || n == 0 {
             return out;
         }
-        let (count, gx) = grid(rows);
-        let wg = row_wg(n);
+        let wg = ROW_WG;
+        let (count, gx) = grid(rows.div_ceil(wg as usize));
         let meta = info(
             &x,
-            &[rows as u32, n as u32, gamma.to_bits(), zeta.to_bits(), gx],
+            &[
+                rows as u32,
+                n as u32,
+                gamma.to_bits(),
+                zeta.to_bits(),
+                gx * wg,
+            ],
         );
         let k = Wgsl {
             name: "clipped_softmax_fwd",
             source: include_str!("../../../shaders/clipped_softmax_fwd.wgsl"),
-            vars: vec![("wg", wg)],
+            vars: vars([("wg", &wg)]),
         };
         launch(
             &x,
@@ -142,16 +171,22 @@ impl KernelOps for CubeBackend {
         if rows == 0 || n == 0 {
             return out;
         }
-        let (count, gx) = grid(rows);
-        let wg = row_wg(n);
+        let wg = ROW_WG;
+        let (count, gx) = grid(rows.div_ceil(wg as usize));
         let meta = info(
             &x,
-            &[rows as u32, n as u32, gamma.to_bits(), zeta.to_bits(), gx],
+            &[
+                rows as u32,
+                n as u32,
+                gamma.to_bits(),
+                zeta.to_bits(),
+                gx * wg,
+            ],
         );
         let k = Wgsl {
             name: "clipped_softmax_bwd",
             source: include_str!("../../../shaders/clipped_softmax_bwd.wgsl"),
-            vars: vec![("wg", wg)],
+            vars: vars([("wg", &wg)]),
         };
         launch(
             &x,
@@ -182,22 +217,23 @@ impl KernelOps for CubeBackend {
         if n == 0 {
             return out;
         }
-        let (count, gx) = grid(n.div_ceil(ELEM_WG as usize));
+        let (width, ty) = lanes(n);
+        let (count, threads, per) = elem_grid(n / width);
         let meta = info(
             &x,
             &[
-                n as u32,
+                (n / width) as u32,
                 scale.to_bits(),
                 zero_point.to_bits(),
                 qmin.to_bits(),
                 qmax.to_bits(),
-                gx * ELEM_WG,
+                threads,
             ],
         );
         let k = Wgsl {
             name: "fake_quant_fwd",
             source: include_str!("../../../shaders/fake_quant_fwd.wgsl"),
-            vars: vec![("wg", ELEM_WG)],
+            vars: vars([("wg", &ELEM_WG), ("per", &per), ("ty", &ty)]),
         };
         launch(
             &x,
@@ -229,22 +265,23 @@ impl KernelOps for CubeBackend {
         if n == 0 {
             return out;
         }
-        let (count, gx) = grid(n.div_ceil(ELEM_WG as usize));
+        let (width, ty) = lanes(n);
+        let (count, threads, per) = elem_grid(n / width);
         let meta = info(
             &x,
             &[
-                n as u32,
+                (n / width) as u32,
                 scale.to_bits(),
                 zero_point.to_bits(),
                 qmin.to_bits(),
                 qmax.to_bits(),
-                gx * ELEM_WG,
+                threads,
             ],
         );
         let k = Wgsl {
             name: "fake_quant_bwd",
             source: include_str!("../../../shaders/fake_quant_bwd.wgsl"),
-            vars: vec![("wg", ELEM_WG)],
+            vars: vars([("wg", &ELEM_WG), ("per", &per), ("ty", &ty)]),
         };
         launch(
             &x,
@@ -266,31 +303,42 @@ impl KernelOps for CubeBackend {
         let n = x.meta.shape().num_elements();
         let out = empty_like(&x, Shape::new([2]));
         let source = include_str!("../../../shaders/min_max.wgsl");
-        // Enough groups to fill a GPU, few enough that the second pass is one group's work.
-        let groups = n.div_ceil(ELEM_WG as usize).clamp(1, 256);
-        let partial = empty_like(&x, Shape::new([2 * groups]));
-        let meta = info(&x, &[n as u32, 0, groups as u32]);
-        let k = || Wgsl {
+        let (width, ty) = lanes(n);
+        let items = n / width;
+        // Enough invocations to keep every core (or GPU lane) streaming; few enough that the
+        // second pass, one invocation folding their pairs, is negligible.
+        let threads = items.div_ceil(64).clamp(1, 4096);
+        let partial = empty_like(&x, Shape::new([2 * threads]));
+        let fold = if width == 4 {
+            [
+                "min(min(v.x, v.y), min(v.z, v.w))",
+                "max(max(v.x, v.y), max(v.z, v.w))",
+            ]
+        } else {
+            ["v", "v"]
+        };
+        let k = |ty: &str, [hmin, hmax]: [&str; 2]| Wgsl {
             name: "min_max",
             source,
-            vars: vec![("wg", ELEM_WG)],
+            vars: vars([("wg", &64), ("ty", &ty), ("hmin", &hmin), ("hmax", &hmax)]),
         };
+        let meta = info(&x, &[items as u32, 0, threads as u32]);
         launch(
             &x,
-            k(),
-            ELEM_WG,
-            CubeCount::Static(groups as u32, 1, 1),
+            k(ty, fold),
+            64,
+            CubeCount::Static(threads.div_ceil(64) as u32, 1, 1),
             vec![
                 x.handle.clone().binding(),
                 partial.handle.clone().binding(),
                 meta.binding(),
             ],
         );
-        let meta2 = info(&x, &[groups as u32, 1, 1]);
+        let meta2 = info(&x, &[threads as u32, 1, 1]);
         launch(
             &x,
-            k(),
-            ELEM_WG,
+            k("f32", ["v", "v"]),
+            64,
             CubeCount::Static(1, 1, 1),
             vec![
                 partial.handle.clone().binding(),
@@ -316,7 +364,7 @@ impl KernelOps for CubeBackend {
         let k = Wgsl {
             name: "seq_stats",
             source: include_str!("../../../shaders/seq_stats.wgsl"),
-            vars: vec![("wg", wg), ("bins", bins.max(1) as u32)],
+            vars: vars([("wg", &wg), ("bins", &bins.max(1))]),
         };
         launch(
             &x,

@@ -1,0 +1,209 @@
+//! `qtlab bench kernels`: every custom WGSL kernel against its Burn-tensor reference on the same
+//! device in the same process, and what collecting outlier statistics every step costs.
+
+use std::time::Instant;
+
+use qtlab_core::Backend;
+use qtlab_core::burn::tensor::{Device, Distribution, Tensor};
+use qtlab_core::dataset::RunData;
+use qtlab_core::inspect::HIST_BINS;
+use qtlab_core::kernels::{self, custom, reference};
+use qtlab_core::quant::quantizer::QuantParams;
+use qtlab_core::train::Trainer;
+
+/// Median milliseconds of `iters` synchronised calls after `warmup` untimed ones.
+fn time_ms(
+    device: &Device,
+    warmup: usize,
+    iters: usize,
+    mut f: impl FnMut(),
+) -> Result<f64, String> {
+    let sync = || device.sync().map_err(|e| format!("device error: {e:?}"));
+    for _ in 0..warmup {
+        f();
+        sync()?;
+    }
+    let mut t: Vec<f64> = (0..iters.max(1))
+        .map(|_| {
+            let s = Instant::now();
+            f();
+            sync().map(|_| s.elapsed().as_secs_f64() * 1e3)
+        })
+        .collect::<Result<_, _>>()?;
+    t.sort_by(f64::total_cmp);
+    Ok(t[t.len() / 2])
+}
+
+struct Row {
+    name: String,
+    kernel: f64,
+    reference: f64,
+    target: f64,
+}
+
+pub fn run(backend: Backend, iters: usize) -> Result<(), String> {
+    let device = backend.device();
+    println!(
+        "device: {}; median of {iters} synchronised calls after 3 warm-up calls",
+        backend.name()
+    );
+    if kernels::is_cube(&device) {
+        bench_kernels(&device, iters)?;
+    } else {
+        println!("no custom kernels on this backend (it always takes the reference)");
+    }
+    step_overhead(&device, iters)
+}
+
+fn bench_kernels(device: &Device, iters: usize) -> Result<(), String> {
+    let device = device.clone();
+    let ad = device.clone().autodiff();
+    let mut rows = Vec::new();
+    let mut bench = |name: String,
+                     target: f64,
+                     dev: &Device,
+                     k: &mut dyn FnMut(),
+                     r: &mut dyn FnMut()|
+     -> Result<(), String> {
+        let kernel = time_ms(dev, 3, iters, k)?;
+        let reference = time_ms(dev, 3, iters, r)?;
+        rows.push(Row {
+            name,
+            kernel,
+            reference,
+            target,
+        });
+        Ok(())
+    };
+
+    // Attention probabilities: the reference config's [batch 16, heads 4, 32, 32] and a larger
+    // [32, 8, 128, 128] (the "real GPU" preset's size).
+    for shape in [[16, 4, 32, 32], [32, 8, 128, 128]] {
+        let x = Tensor::<4>::random(shape, Distribution::Normal(0.0, 3.0), &ad).require_grad();
+        let g = Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), &ad);
+        let (gamma, zeta) = (-0.025, 1.0);
+        let run = |kernel: bool| {
+            let y = if kernel {
+                custom::clipped_softmax(x.clone(), gamma, zeta)
+            } else {
+                reference::clipped_softmax(x.clone(), gamma, zeta)
+            };
+            let grads = (y * g.clone()).sum().backward();
+            let _ = x.grad(&grads);
+        };
+        bench(
+            format!("clipped softmax fwd+bwd {shape:?}"),
+            1.3,
+            &ad,
+            &mut || run(true),
+            &mut || run(false),
+        )?;
+    }
+
+    // Fake quantization of an FFN activation: [16, 32, 256] and [32, 128, 1024] values.
+    let p = QuantParams::asymmetric(-2.0, 3.0, 8);
+    for n in [16 * 32 * 256, 32 * 128 * 1024] {
+        let x = Tensor::<1>::random([n], Distribution::Normal(0.0, 1.5), &ad).require_grad();
+        let g = Tensor::<1>::random([n], Distribution::Normal(0.0, 1.0), &ad);
+        let run = |kernel: bool| {
+            let y = if kernel {
+                custom::fake_quant(x.clone(), &p)
+            } else {
+                reference::fake_quant(x.clone(), &p)
+            };
+            let grads = (y * g.clone()).sum().backward();
+            let _ = x.grad(&grads);
+        };
+        bench(
+            format!("fake quant fwd+bwd n={n}"),
+            2.0,
+            &ad,
+            &mut || run(true),
+            &mut || run(false),
+        )?;
+        let xd = Tensor::<1>::random([n], Distribution::Normal(0.0, 1.5), &device);
+        bench(
+            format!("fake quant fwd (eval) n={n}"),
+            2.0,
+            &device,
+            &mut || drop(custom::fake_quant(xd.clone(), &p)),
+            &mut || drop(reference::fake_quant(xd.clone(), &p)),
+        )?;
+        bench(
+            format!("calibration min-max n={n}"),
+            2.0,
+            &device,
+            &mut || drop(custom::min_max(xd.clone())),
+            &mut || drop(reference::min_max(xd.clone())),
+        )?;
+    }
+
+    // Outlier statistics of one tracked tensor: [16 sequences, 32·64] and [32, 128·512].
+    for (b, n) in [(16, 32 * 64), (32, 128 * 512)] {
+        let x = Tensor::<2>::random([b, n], Distribution::Normal(0.0, 1.0), &device);
+        let range = Tensor::<1>::ones([1], &device).mul_scalar(4.0);
+        for bins in [1, HIST_BINS] {
+            bench(
+                format!("outlier stats [{b}, {n}] bins={bins}"),
+                2.0,
+                &device,
+                &mut || drop(custom::seq_stats(x.clone(), range.clone(), bins)),
+                &mut || drop(reference::seq_stats(x.clone(), range.clone(), bins)),
+            )?;
+        }
+    }
+
+    println!("\n| kernel | custom ms | reference ms | speed-up | target |");
+    println!("|---|---|---|---|---|");
+    for r in &rows {
+        let ratio = r.reference / r.kernel;
+        let verdict = if ratio >= r.target { "met" } else { "missed" };
+        println!(
+            "| {} | {:.3} | {:.3} | {:.2}× | ≥ {}× {verdict} |",
+            r.name, r.kernel, r.reference, ratio, r.target
+        );
+    }
+    Ok(())
+}
+
+fn step_overhead(device: &Device, iters: usize) -> Result<(), String> {
+    // A whole training step of the reference config in three settings, interleaved step by step
+    // on one trainer so that drift in machine load hits all three alike: kernels on, kernels on
+    // plus the outlier statistics (max |x| and kurtosis of every headline tap) read back with
+    // the loss, and kernels off (every op the Burn-tensor reference).
+    let spec = crate::reference_spec();
+    let data = RunData::load(&spec, None).map_err(|e| e.to_string())?;
+    let mut tr = Trainer::new(spec.clone(), data, device);
+    let mut times: [Vec<f64>; 3] = Default::default();
+    for i in 0..3 * (iters + 2) {
+        let mode = i % 3;
+        kernels::set_enabled(mode != 2);
+        let t = Instant::now();
+        let r = tr.step_sync(mode == 1);
+        kernels::set_enabled(true);
+        r.map_err(|e| e.to_string())?;
+        if i >= 6 {
+            times[mode].push(t.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    let med = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let [mut a, mut b, mut c] = times;
+    let (plain, stats, no_kernels) = (med(&mut a), med(&mut b), med(&mut c));
+    println!(
+        "\ntraining step, reference config ({}), medians of {} interleaved steps each:",
+        spec.to_canonical(),
+        a.len()
+    );
+    println!(
+        "  kernels on: {plain:.2} ms/step; kernels off (all reference): {no_kernels:.2} ms/step ({:.2}×)",
+        no_kernels / plain
+    );
+    println!(
+        "  with outlier stats every step: {stats:.2} ms/step, overhead {:+.1} % (target < 5 %)",
+        (stats / plain - 1.0) * 100.0
+    );
+    Ok(())
+}
