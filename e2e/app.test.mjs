@@ -11,6 +11,8 @@ let failed = 0;
 const results = [];
 
 async function test(name, fn) {
+  // QTLAB_E2E_ONLY=<words> runs only the tests whose names contain them (for debugging).
+  if (process.env.QTLAB_E2E_ONLY && !name.includes(process.env.QTLAB_E2E_ONLY)) return;
   const t0 = Date.now();
   try {
     await fn();
@@ -24,6 +26,37 @@ async function test(name, fn) {
 
 // A tiny run, so SwiftShader gets through it in seconds per step.
 const TINY = 'v=1&model=bert&layers=1&d=16&heads=2&ffn=32&seq=8&batch=4&steps=4&eval_every=2&eval_batches=2&seed=7';
+
+// The kernels' WGSL as the Rust side fills its templates (`qtlab shaders`, run by e2e.sh), through
+// Chromium's own WGSL compiler (Tint), which is stricter than naga: a shader that only naga
+// accepts would lose the GPU in the browser while every native test passed.
+await test('every WGSL kernel variant compiles in Chromium\'s WebGPU', async () => {
+  const dir = process.env.QTLAB_SHADERS || 'out/shaders';
+  const files = fs.readdirSync(dir).filter((f) => f.endsWith('.wgsl')).sort();
+  assert.ok(files.length >= 8, `expected the kernel variants in ${dir}, found ${files.length}`);
+  const { page, ctx } = await open(b, `${server.url}#v=1&backend=cpu`);
+  const bad = [];
+  for (const f of files) {
+    const code = fs.readFileSync(`${dir}/${f}`, 'utf8');
+    const msgs = await page.evaluate(async (code) => {
+      const adapter = await navigator.gpu.requestAdapter();
+      const device = await adapter.requestDevice();
+      const module = device.createShaderModule({ code });
+      const info = await module.getCompilationInfo();
+      // A pipeline too, so entry point, workgroup size and bindings are validated as well.
+      device.pushErrorScope('validation');
+      device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' } });
+      const err = await device.popErrorScope();
+      device.destroy();
+      return info.messages.filter((m) => m.type === 'error')
+        .map((m) => `${m.lineNum}:${m.linePos} ${m.message}`)
+        .concat(err ? [err.message] : []);
+    }, code);
+    if (msgs.length) bad.push(`${f}: ${msgs.join('; ')}`);
+  }
+  await ctx.close();
+  assert.deepEqual(bad, [], bad.join('\n'));
+});
 
 await test('a lost GPU device mid-run: message, curves kept, continue on the CPU without reload', async () => {
   const ctx = await b.newContext({ acceptDownloads: true });

@@ -5,5 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 ./scripts/build-web.sh
+# Every kernel variant as the code fills its templates, for the browser's WGSL compile test.
+cargo run --release --locked -q -j "$CARGO_BUILD_JOBS" -p qtlab-cli -- shaders out/shaders > /dev/null
 echo "==> browser tests (chromium $(chromium --version 2>/dev/null | awk '{print $2}'))"
 QTLAB_NPM="$QTLAB_NPM" node e2e/app.test.mjs dist

@@ -24,7 +24,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
         let i = t + k * threads;
         if (i < n) {
             let q = round(x[i] / scale + zp);
-            dx[i] = select(T(0.0), g[i], q >= lo & q <= hi);
+            dx[i] = select(T(0.0), g[i], (q >= lo) & (q <= hi));
         }
     }
 }

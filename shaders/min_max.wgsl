@@ -24,8 +24,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let threads = info[2];
     if (t >= threads) { return; }
     let items = info[0];
-    var a = 3.4028235e38;
-    var b = -3.4028235e38;
+    // ±f32::MAX by bit pattern: Tint refuses a decimal literal that rounds to it.
+    var a = bitcast<f32>(0x7f7fffffu);
+    var b = -a;
     if (info[1] == 1u) {
         for (var i = t; i < items; i += threads) {
             a = min(a, hmin(x[2u * i]));

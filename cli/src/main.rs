@@ -29,6 +29,7 @@ USAGE:
   qtlab spec  [--spec '<canonical spec>'] [--<key> <value>]...   print the canonical spec
   qtlab soak  [--soak-steps N] [--max-growth-mib M] [--spec ...]   long run, memory sampled;
               fails if resident memory grows more than M MiB after warm-up (default 10000, 64)
+  qtlab shaders DIR   write every WGSL kernel variant, templates filled, for compile checks
   qtlab help
 
 Every spec key is also a flag: --model bert|opt|vit, --attn vanilla|clipped|gated|softmax1|sink,
@@ -52,6 +53,7 @@ fn main() -> ExitCode {
         Some("spec") => cmd_spec(&args[1..]),
         Some("experiment") => cmd_experiment(&args[1..]),
         Some("soak") => cmd_soak(&args[1..]),
+        Some("shaders") => cmd_shaders(&args[1..]),
         Some("help" | "--help" | "-h") | None => {
             print!("{USAGE}");
             Ok(())
@@ -546,6 +548,17 @@ pub fn reference_spec() -> RunSpec {
         "v=1&model=bert&layers=2&d=64&heads=4&ffn=256&seq=32&batch=16&steps=1000000&warmup=10",
     )
     .expect("reference spec is valid")
+}
+
+fn cmd_shaders(args: &[String]) -> Result<(), String> {
+    let dir = std::path::Path::new(args.first().ok_or("usage: qtlab shaders DIR")?);
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    for (name, source) in qtlab_core::kernels::instances() {
+        let path = dir.join(&name);
+        std::fs::write(&path, source).map_err(|e| format!("{}: {e}", path.display()))?;
+        println!("{}", path.display());
+    }
+    Ok(())
 }
 
 fn cmd_bench_kernels(args: &[String]) -> Result<(), String> {

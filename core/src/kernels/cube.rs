@@ -1,22 +1,39 @@
 //! The WGSL kernels on Burn's CubeCL backend (wgpu natively, WebGPU in the browser).
+//!
+//! Design note, from measurements on lavapipe (`qtlab bench kernels`): the GPUs this app is
+//! most often measured on are emulated on the CPU (lavapipe natively, SwiftShader in headless
+//! Chromium), where a workgroup barrier costs more than a short row of work and 16-byte loads
+//! matter. So the row kernels give each invocation a whole row and use no shared memory, and
+//! the elementwise kernels load `vec4<f32>` where the length allows. Only the statistics
+//! kernel, whose rows are whole sequences (thousands of values), reduces across a workgroup.
 
 use burn::backend::tensor::FloatTensor;
 use burn::backend::wgpu::{
     CubeBackend, CubeTensor, KernelSource, SourceKernel, SourceTemplate, into_contiguous,
 };
-use burn::cubecl::{CubeCount, CubeDim, prelude::KernelId, server::KernelArguments};
+use burn::cubecl::server::{BufferBinding, Handle, KernelArguments};
+use burn::cubecl::{CubeCount, CubeDim, prelude::KernelId};
 use burn::tensor::{DType, Shape};
 
 use super::KernelOps;
 
 /// Largest workgroup count per dispatch dimension WebGPU guarantees.
 const MAX_GROUPS: u32 = 65_535;
+/// Invocations per workgroup of the one-row-per-invocation kernels.
+const ROW_WG: u32 = 64;
+/// Invocations per workgroup of the elementwise kernels.
+const ELEM_WG: u32 = 256;
+/// Invocations per workgroup of the min-max passes.
+const MINMAX_WG: u32 = 64;
+/// Invocations per workgroup of the statistics kernel (one workgroup per sequence).
+const STATS_WG: u32 = 256;
 
-/// One WGSL file with its `{{ … }}` placeholders; the id keys CubeCL's pipeline cache.
+/// One WGSL file with its `{{ … }}` placeholders filled; the id keys CubeCL's pipeline cache.
 struct Wgsl {
     name: &'static str,
     source: &'static str,
     vars: Vec<(&'static str, String)>,
+    wg: u32,
 }
 
 impl KernelSource for Wgsl {
@@ -26,18 +43,28 @@ impl KernelSource for Wgsl {
             .fold(SourceTemplate::new(self.source), |t, (k, v)| {
                 t.register(*k, v.clone())
             })
+            .register("wg", self.wg.to_string())
     }
     fn id(&self) -> KernelId {
-        KernelId::new::<Self>().info((self.name, self.vars.clone()))
+        KernelId::new::<Self>().info((self.name, self.vars.clone(), self.wg))
     }
     fn lang(&self) -> &'static str {
         "wgsl"
     }
 }
 
-/// Template values: `("wg", 64)` → `("wg", "64")`.
-fn vars<const N: usize>(v: [(&'static str, &dyn ToString); N]) -> Vec<(&'static str, String)> {
-    v.iter().map(|(k, v)| (*k, v.to_string())).collect()
+fn wgsl(
+    name: &'static str,
+    source: &'static str,
+    wg: u32,
+    vars: &[(&'static str, String)],
+) -> Wgsl {
+    Wgsl {
+        name,
+        source,
+        vars: vars.to_vec(),
+        wg,
+    }
 }
 
 /// The WGSL element type for `n` values: 16-byte `vec4<f32>` loads when `n` divides by 4.
@@ -47,6 +74,101 @@ fn lanes(n: usize) -> (usize, &'static str) {
     } else {
         (1, "f32")
     }
+}
+
+// One constructor per shader, shared by the launches and by [`instances`], so the shaders the
+// browser test compiles are exactly the ones the code launches.
+
+fn k_clipped_softmax(forward: bool) -> Wgsl {
+    if forward {
+        wgsl(
+            "clipped_softmax_fwd",
+            include_str!("../../../shaders/clipped_softmax_fwd.wgsl"),
+            ROW_WG,
+            &[],
+        )
+    } else {
+        wgsl(
+            "clipped_softmax_bwd",
+            include_str!("../../../shaders/clipped_softmax_bwd.wgsl"),
+            ROW_WG,
+            &[],
+        )
+    }
+}
+
+fn k_fake_quant(forward: bool, ty: &str, per: u32) -> Wgsl {
+    let vars = [("ty", ty.to_string()), ("per", per.to_string())];
+    if forward {
+        wgsl(
+            "fake_quant_fwd",
+            include_str!("../../../shaders/fake_quant_fwd.wgsl"),
+            ELEM_WG,
+            &vars,
+        )
+    } else {
+        wgsl(
+            "fake_quant_bwd",
+            include_str!("../../../shaders/fake_quant_bwd.wgsl"),
+            ELEM_WG,
+            &vars,
+        )
+    }
+}
+
+fn k_min_max(vec4: bool) -> Wgsl {
+    let (ty, hmin, hmax) = if vec4 {
+        (
+            "vec4<f32>",
+            "min(min(v.x, v.y), min(v.z, v.w))",
+            "max(max(v.x, v.y), max(v.z, v.w))",
+        )
+    } else {
+        ("f32", "v", "v")
+    };
+    wgsl(
+        "min_max",
+        include_str!("../../../shaders/min_max.wgsl"),
+        MINMAX_WG,
+        &[
+            ("ty", ty.to_string()),
+            ("hmin", hmin.to_string()),
+            ("hmax", hmax.to_string()),
+        ],
+    )
+}
+
+fn k_seq_stats(bins: usize) -> Wgsl {
+    wgsl(
+        "seq_stats",
+        include_str!("../../../shaders/seq_stats.wgsl"),
+        STATS_WG,
+        &[("bins", bins.max(1).to_string())],
+    )
+}
+
+/// Every shader variant the launches use (the histogram at 1 and `HIST_BINS` bins), as
+/// `(file name, complete WGSL)`: what `qtlab shaders` writes for the browser's compile test.
+pub fn instances() -> Vec<(String, String)> {
+    let mut ks = vec![k_clipped_softmax(true), k_clipped_softmax(false)];
+    for fwd in [true, false] {
+        for ty in ["f32", "vec4<f32>"] {
+            ks.push(k_fake_quant(fwd, ty, 4));
+        }
+    }
+    ks.extend([k_min_max(false), k_min_max(true)]);
+    ks.extend([k_seq_stats(1), k_seq_stats(crate::inspect::HIST_BINS)]);
+    ks.into_iter()
+        .map(|k| {
+            let tag: String = k
+                .vars
+                .iter()
+                .filter(|(n, _)| *n != "hmin" && *n != "hmax")
+                .map(|(n, v)| format!("_{n}-{}", v.replace(['<', '>'], "")))
+                .collect();
+            (format!("{}{tag}.wgsl", k.name), k.source().complete())
+        })
+        .collect()
 }
 
 fn f32_tensor(x: FloatTensor<CubeBackend>) -> CubeTensor {
@@ -65,7 +187,7 @@ fn empty_like(x: &CubeTensor, shape: Shape) -> CubeTensor {
     )
 }
 
-fn info(x: &CubeTensor, words: &[u32]) -> burn::cubecl::server::Handle {
+fn info(x: &CubeTensor, words: &[u32]) -> Handle {
     let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
     x.client.create_from_slice(&bytes)
 }
@@ -83,26 +205,6 @@ fn grid(groups: usize) -> (CubeCount, u32) {
     }
 }
 
-/// Invocations per workgroup of the one-row-per-invocation kernels.
-const ROW_WG: u32 = 64;
-
-fn launch(
-    x: &CubeTensor,
-    k: Wgsl,
-    wg: u32,
-    count: CubeCount,
-    bufs: Vec<burn::cubecl::server::BufferBinding>,
-) {
-    let dim = CubeDim::new_1d(wg);
-    x.client.launch(
-        Box::new(SourceKernel::new(k, dim)),
-        count,
-        KernelArguments::new().with_buffers(bufs),
-    );
-}
-
-const ELEM_WG: u32 = 256;
-
 /// Values per invocation of the elementwise kernels: 4, or more past 65,535 workgroups.
 /// Returns the 1-D workgroup count, the invocation count and the values per invocation.
 fn elem_grid(n: usize) -> (CubeCount, u32, u32) {
@@ -115,44 +217,45 @@ fn elem_grid(n: usize) -> (CubeCount, u32, u32) {
     )
 }
 
+fn launch(x: &CubeTensor, k: Wgsl, count: CubeCount, bufs: Vec<BufferBinding>) {
+    let dim = CubeDim::new_1d(k.wg);
+    x.client.launch(
+        Box::new(SourceKernel::new(k, dim)),
+        count,
+        KernelArguments::new().with_buffers(bufs),
+    );
+}
+
+/// Rows and row length of a tensor normalised over its last axis.
+fn rows_of(shape: &Shape) -> (usize, usize) {
+    let n = shape[shape.num_dims() - 1];
+    (shape.num_elements() / n.max(1), n)
+}
+
 impl KernelOps for CubeBackend {
     fn clipped_softmax(x: FloatTensor<Self>, gamma: f32, zeta: f32) -> FloatTensor<Self> {
         let x = f32_tensor(x);
         let shape = x.meta.shape().clone();
-        let n = shape[shape.num_dims() - 1];
-        let rows = shape.num_elements() / n.max(1);
+        let (rows, n) = rows_of(&shape);
         let out = empty_like(&x, shape);
         if rows == 0 || n == 0 {
             return out;
         }
-        let wg = ROW_WG;
-        let (count, gx) = grid(rows.div_ceil(wg as usize));
-        let meta = info(
-            &x,
-            &[
-                rows as u32,
-                n as u32,
-                gamma.to_bits(),
-                zeta.to_bits(),
-                gx * wg,
-            ],
-        );
-        let k = Wgsl {
-            name: "clipped_softmax_fwd",
-            source: include_str!("../../../shaders/clipped_softmax_fwd.wgsl"),
-            vars: vars([("wg", &wg)]),
-        };
-        launch(
-            &x,
-            k,
-            wg,
-            count,
-            vec![
-                x.handle.clone().binding(),
-                out.handle.clone().binding(),
-                meta.binding(),
-            ],
-        );
+        let (count, gx) = grid(rows.div_ceil(ROW_WG as usize));
+        let meta = [
+            rows as u32,
+            n as u32,
+            gamma.to_bits(),
+            zeta.to_bits(),
+            gx * ROW_WG,
+        ];
+        let meta = info(&x, &meta);
+        let bufs = vec![
+            x.handle.clone().binding(),
+            out.handle.clone().binding(),
+            meta.binding(),
+        ];
+        launch(&x, k_clipped_softmax(true), count, bufs);
         out
     }
 
@@ -165,41 +268,27 @@ impl KernelOps for CubeBackend {
         let x = f32_tensor(x);
         let g = f32_tensor(grad);
         let shape = x.meta.shape().clone();
-        let n = shape[shape.num_dims() - 1];
-        let rows = shape.num_elements() / n.max(1);
+        let (rows, n) = rows_of(&shape);
         let out = empty_like(&x, shape);
         if rows == 0 || n == 0 {
             return out;
         }
-        let wg = ROW_WG;
-        let (count, gx) = grid(rows.div_ceil(wg as usize));
-        let meta = info(
-            &x,
-            &[
-                rows as u32,
-                n as u32,
-                gamma.to_bits(),
-                zeta.to_bits(),
-                gx * wg,
-            ],
-        );
-        let k = Wgsl {
-            name: "clipped_softmax_bwd",
-            source: include_str!("../../../shaders/clipped_softmax_bwd.wgsl"),
-            vars: vars([("wg", &wg)]),
-        };
-        launch(
-            &x,
-            k,
-            wg,
-            count,
-            vec![
-                x.handle.clone().binding(),
-                g.handle.clone().binding(),
-                out.handle.clone().binding(),
-                meta.binding(),
-            ],
-        );
+        let (count, gx) = grid(rows.div_ceil(ROW_WG as usize));
+        let meta = [
+            rows as u32,
+            n as u32,
+            gamma.to_bits(),
+            zeta.to_bits(),
+            gx * ROW_WG,
+        ];
+        let meta = info(&x, &meta);
+        let bufs = vec![
+            x.handle.clone().binding(),
+            g.handle.clone().binding(),
+            out.handle.clone().binding(),
+            meta.binding(),
+        ];
+        launch(&x, k_clipped_softmax(false), count, bufs);
         out
     }
 
@@ -219,33 +308,14 @@ impl KernelOps for CubeBackend {
         }
         let (width, ty) = lanes(n);
         let (count, threads, per) = elem_grid(n / width);
-        let meta = info(
-            &x,
-            &[
-                (n / width) as u32,
-                scale.to_bits(),
-                zero_point.to_bits(),
-                qmin.to_bits(),
-                qmax.to_bits(),
-                threads,
-            ],
-        );
-        let k = Wgsl {
-            name: "fake_quant_fwd",
-            source: include_str!("../../../shaders/fake_quant_fwd.wgsl"),
-            vars: vars([("wg", &ELEM_WG), ("per", &per), ("ty", &ty)]),
-        };
-        launch(
-            &x,
-            k,
-            ELEM_WG,
-            count,
-            vec![
-                x.handle.clone().binding(),
-                out.handle.clone().binding(),
-                meta.binding(),
-            ],
-        );
+        let p = [scale, zero_point, qmin, qmax].map(f32::to_bits);
+        let meta = info(&x, &[(n / width) as u32, p[0], p[1], p[2], p[3], threads]);
+        let bufs = vec![
+            x.handle.clone().binding(),
+            out.handle.clone().binding(),
+            meta.binding(),
+        ];
+        launch(&x, k_fake_quant(true, ty, per), count, bufs);
         out
     }
 
@@ -267,34 +337,15 @@ impl KernelOps for CubeBackend {
         }
         let (width, ty) = lanes(n);
         let (count, threads, per) = elem_grid(n / width);
-        let meta = info(
-            &x,
-            &[
-                (n / width) as u32,
-                scale.to_bits(),
-                zero_point.to_bits(),
-                qmin.to_bits(),
-                qmax.to_bits(),
-                threads,
-            ],
-        );
-        let k = Wgsl {
-            name: "fake_quant_bwd",
-            source: include_str!("../../../shaders/fake_quant_bwd.wgsl"),
-            vars: vars([("wg", &ELEM_WG), ("per", &per), ("ty", &ty)]),
-        };
-        launch(
-            &x,
-            k,
-            ELEM_WG,
-            count,
-            vec![
-                x.handle.clone().binding(),
-                g.handle.clone().binding(),
-                out.handle.clone().binding(),
-                meta.binding(),
-            ],
-        );
+        let p = [scale, zero_point, qmin, qmax].map(f32::to_bits);
+        let meta = info(&x, &[(n / width) as u32, p[0], p[1], p[2], p[3], threads]);
+        let bufs = vec![
+            x.handle.clone().binding(),
+            g.handle.clone().binding(),
+            out.handle.clone().binding(),
+            meta.binding(),
+        ];
+        launch(&x, k_fake_quant(false, ty, per), count, bufs);
         out
     }
 
@@ -302,50 +353,32 @@ impl KernelOps for CubeBackend {
         let x = f32_tensor(x);
         let n = x.meta.shape().num_elements();
         let out = empty_like(&x, Shape::new([2]));
-        let source = include_str!("../../../shaders/min_max.wgsl");
-        let (width, ty) = lanes(n);
+        let (width, _) = lanes(n);
         let items = n / width;
         // Enough invocations to keep every core (or GPU lane) streaming; few enough that the
         // second pass, one invocation folding their pairs, is negligible.
         let threads = items.div_ceil(64).clamp(1, 4096);
         let partial = empty_like(&x, Shape::new([2 * threads]));
-        let fold = if width == 4 {
-            [
-                "min(min(v.x, v.y), min(v.z, v.w))",
-                "max(max(v.x, v.y), max(v.z, v.w))",
-            ]
-        } else {
-            ["v", "v"]
-        };
-        let k = |ty: &str, [hmin, hmax]: [&str; 2]| Wgsl {
-            name: "min_max",
-            source,
-            vars: vars([("wg", &64), ("ty", &ty), ("hmin", &hmin), ("hmax", &hmax)]),
-        };
         let meta = info(&x, &[items as u32, 0, threads as u32]);
+        let groups = threads.div_ceil(MINMAX_WG as usize) as u32;
+        let bufs = vec![
+            x.handle.clone().binding(),
+            partial.handle.clone().binding(),
+            meta.binding(),
+        ];
         launch(
             &x,
-            k(ty, fold),
-            64,
-            CubeCount::Static(threads.div_ceil(64) as u32, 1, 1),
-            vec![
-                x.handle.clone().binding(),
-                partial.handle.clone().binding(),
-                meta.binding(),
-            ],
+            k_min_max(width == 4),
+            CubeCount::Static(groups, 1, 1),
+            bufs,
         );
-        let meta2 = info(&x, &[threads as u32, 1, 1]);
-        launch(
-            &x,
-            k("f32", ["v", "v"]),
-            64,
-            CubeCount::Static(1, 1, 1),
-            vec![
-                partial.handle.clone().binding(),
-                out.handle.clone().binding(),
-                meta2.binding(),
-            ],
-        );
+        let meta = info(&x, &[threads as u32, 1, 1]);
+        let bufs = vec![
+            partial.handle.clone().binding(),
+            out.handle.clone().binding(),
+            meta.binding(),
+        ];
+        launch(&x, k_min_max(false), CubeCount::Static(1, 1, 1), bufs);
         out
     }
 
@@ -359,25 +392,14 @@ impl KernelOps for CubeBackend {
             return out;
         }
         let (count, gx) = grid(b);
-        let wg = 256;
         let meta = info(&x, &[b as u32, n as u32, gx]);
-        let k = Wgsl {
-            name: "seq_stats",
-            source: include_str!("../../../shaders/seq_stats.wgsl"),
-            vars: vars([("wg", &wg), ("bins", &bins.max(1))]),
-        };
-        launch(
-            &x,
-            k,
-            wg,
-            count,
-            vec![
-                x.handle.clone().binding(),
-                range.handle.clone().binding(),
-                out.handle.clone().binding(),
-                meta.binding(),
-            ],
-        );
+        let bufs = vec![
+            x.handle.clone().binding(),
+            range.handle.clone().binding(),
+            out.handle.clone().binding(),
+            meta.binding(),
+        ];
+        launch(&x, k_seq_stats(bins), count, bufs);
         out
     }
 }

@@ -24,6 +24,7 @@ mod autodiff;
 mod cube;
 mod ops;
 
+pub use cube::instances;
 pub use ops::KernelOps;
 
 /// Columns of a [`seq_stats`] row before the histogram: max |x|, mean, unbiased variance, m4.
