@@ -100,6 +100,32 @@ fn bench_kernels(device: &Device, iters: usize) -> Result<(), String> {
         )?;
     }
 
+    // Matmul, forward and backward: an FFN layer of the reference config ([512, 64]·[64, 256])
+    // and the attention scores ([64 heads·batch, 32, 16]·[.., 16, 32]).
+    for (batch, m, k, n) in [(1, 512, 64, 256), (64, 32, 16, 32)] {
+        let a =
+            Tensor::<3>::random([batch, m, k], Distribution::Normal(0.0, 1.0), &ad).require_grad();
+        let b =
+            Tensor::<3>::random([batch, k, n], Distribution::Normal(0.0, 1.0), &ad).require_grad();
+        let g = Tensor::<3>::random([batch, m, n], Distribution::Normal(0.0, 1.0), &ad);
+        let run = |kernel: bool| {
+            let y = if kernel {
+                custom::matmul(a.clone(), b.clone())
+            } else {
+                reference::matmul(a.clone(), b.clone())
+            };
+            let grads = (y * g.clone()).sum().backward();
+            let _ = (a.grad(&grads), b.grad(&grads));
+        };
+        bench(
+            format!("matmul fwd+bwd [{batch}, {m}, {k}]·[{batch}, {k}, {n}]"),
+            1.0,
+            &ad,
+            &mut || run(true),
+            &mut || run(false),
+        )?;
+    }
+
     // Fake quantization of an FFN activation: [16, 32, 256] and [32, 128, 1024] values.
     let p = QuantParams::asymmetric(-2.0, 3.0, 8);
     for n in [16 * 32 * 256, 32 * 128 * 1024] {

@@ -256,3 +256,84 @@ fn dispatch_picks_kernel_on_gpu_and_reference_on_cpu() {
     let y = vals(kernels::clipped_softmax(t, 0.0, 1.0));
     assert!((y[0] + y[1] - 1.0).abs() < 1e-6);
 }
+
+#[test]
+fn matmul_kernel_matches_reference() {
+    let device = gpu().autodiff();
+    // (batch, M, K, N): tiles that do not divide, single elements, K = 1, a long K.
+    // The first two take the vec4 kernel (K, N multiples of 4), the rest the strided one.
+    for (batch, m, k, n) in [
+        (2, 9, 8, 12),
+        (1, 33, 300, 8),
+        (1, 1, 1, 1),
+        (3, 5, 7, 9),
+        (2, 33, 17, 6),
+    ] {
+        let av = data(batch * m * k, 2.0);
+        let bv = data(batch * k * n, 1.0)
+            .into_iter()
+            .rev()
+            .collect::<Vec<_>>();
+        let gv = data(batch * m * n, 1.0);
+        let run = |kernel: bool, transposed: bool| {
+            let a = Tensor::<3>::from_data(TensorData::new(av.clone(), [batch, m, k]), &device)
+                .require_grad();
+            // The same B, either as [K, N] or stored as [N, K] and read through matmul_t.
+            let b = if transposed {
+                let t = Tensor::<3>::from_data(TensorData::new(bv.clone(), [batch, k, n]), &device);
+                Tensor::<3>::from_data(t.swap_dims(1, 2).into_data(), &device).require_grad() // [batch, N, K]
+            } else {
+                Tensor::<3>::from_data(TensorData::new(bv.clone(), [batch, k, n]), &device)
+                    .require_grad()
+            };
+            kernels::set_enabled(kernel);
+            let y = if transposed {
+                kernels::matmul_t(a.clone(), b.clone())
+            } else {
+                kernels::matmul(a.clone(), b.clone())
+            };
+            kernels::set_enabled(true);
+            let g = Tensor::<3>::from_data(TensorData::new(gv.clone(), [batch, m, n]), &device);
+            let grads = (y.clone() * g).sum().backward();
+            (
+                vals(y.inner()),
+                vals(a.grad(&grads).unwrap()),
+                vals(b.grad(&grads).unwrap()),
+            )
+        };
+        for transposed in [false, true] {
+            let (yk, gak, gbk) = run(true, transposed);
+            let (yr, gar, gbr) = run(false, transposed);
+            let tol = 1e-4 * (k as f32).sqrt() * 4.0;
+            let what = format!("batch={batch} m={m} k={k} n={n} transposed={transposed}");
+            assert!(
+                max_diff(&yk, &yr) < tol,
+                "{what}: values differ by {}",
+                max_diff(&yk, &yr)
+            );
+            assert!(
+                max_diff(&gak, &gar) < tol,
+                "{what}: dA differs by {}",
+                max_diff(&gak, &gar)
+            );
+            assert!(
+                max_diff(&gbk, &gbr) < tol,
+                "{what}: dB differs by {}",
+                max_diff(&gbk, &gbr)
+            );
+        }
+    }
+}
+
+#[test]
+fn linear_through_the_kernel_matches_burn_linear() {
+    use burn::nn::LinearConfig;
+    let device = gpu().autodiff();
+    for bias in [true, false] {
+        let layer = LinearConfig::new(13, 6).with_bias(bias).init(&device);
+        let x = Tensor::<3>::random([2, 5, 13], Distribution::Normal(0.0, 1.0), &device);
+        let k = vals(kernels::linear(&layer, x.clone()));
+        let r = vals(layer.forward(x));
+        assert!(max_diff(&k, &r) < 1e-4, "bias={bias}: {}", max_diff(&k, &r));
+    }
+}

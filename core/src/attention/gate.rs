@@ -127,7 +127,7 @@ impl Gate {
             }
             GateKind::AllHeads => {
                 let all = self.all.as_ref().expect("all-heads gate has a Linear");
-                all.forward(x) // [b, t, h]
+                crate::kernels::linear(all, x) // [b, t, h]
                     .swap_dims(1, 2) // [b, h, t]
                     .unsqueeze_dim::<4>(3) // [b, h, t, 1]
             }

@@ -14,6 +14,7 @@ use burn::nn::Linear;
 use burn::tensor::{Bool, Device, Tensor};
 
 use crate::init::Init;
+use crate::kernels::{linear, matmul, matmul_t};
 use crate::quant::ActQuant;
 use crate::spec::{AttnKind, GateKind, RunSpec};
 pub use gate::Gate;
@@ -146,7 +147,7 @@ impl Attention {
         let h = self.heads;
         let dh = d / h;
         let l = Some(layer);
-        let qkv = self.qkv.forward(x.clone()); // [b, t, 3d]
+        let qkv = linear(&self.qkv, x.clone()); // [b, t, 3d]
         let part = |i: usize| qkv.clone().narrow(2, i * d, d); // [b, t, d]
         let heads = |y: Tensor<3>| y.reshape([b, t, h, dh]).swap_dims(1, 2); // [b, h, t, dh]
         let q = heads(aq.site(l, "q", part(0)));
@@ -154,7 +155,7 @@ impl Attention {
         let v = heads(aq.site(l, "v", part(2)));
 
         let scale = 1.0 / (dh as f64).sqrt();
-        let scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(scale); // [b, h, t, t]
+        let scores = matmul_t(q, k).mul_scalar(scale); // [b, h, t, t]
         let mut scores = aq.site(l, "scores", scores);
         if self.causal {
             let mask = causal_mask(t, &scores.device()).unsqueeze::<4>(); // [1, 1, t, t]
@@ -162,7 +163,7 @@ impl Attention {
         }
         let sink = self.sink.as_ref().map(|s| s.val());
         let probs = aq.site(l, "probs", self.norm.apply(scores, sink)); // [b, h, t, t]
-        let mut context = probs.clone().matmul(v); // [b, h, t, dh]
+        let mut context = matmul(probs.clone(), v); // [b, h, t, dh]
         // OPT's quantized attention quantizes the context before the gate; BERT's after it.
         if self.causal {
             context = aq.site(l, "context", context);
@@ -176,7 +177,7 @@ impl Attention {
             merged = aq.site(l, "context", merged);
         }
         AttentionOutput {
-            out: aq.site(l, "out_proj", self.out.forward(merged)),
+            out: aq.site(l, "out_proj", linear(&self.out, merged)),
             probs,
             gate,
         }

@@ -127,6 +127,48 @@ impl<B: KernelOps, C: CheckpointStrategy> KernelOps for Autodiff<B, C> {
         ))
     }
 
+    fn matmul(a: FloatTensor<Self>, b: FloatTensor<Self>) -> FloatTensor<Self> {
+        #[derive(Debug)]
+        struct MatmulBackward;
+        impl<B: KernelOps> Backward<B, 2> for MatmulBackward {
+            type State = (FloatTensor<B>, FloatTensor<B>);
+            fn backward(
+                self,
+                ops: Ops<Self::State, 2>,
+                grads: &mut Gradients,
+                _: &mut Checkpointer,
+            ) {
+                let [pa, pb] = ops.parents;
+                let grad = grads.consume::<B>(&ops.node);
+                let (a, b) = ops.state;
+                // dA = dC·Bᵀ, dB = Aᵀ·dC; the transposes are stride swaps the kernel reads
+                // directly, not copies.
+                if let Some(node) = pa {
+                    let bt = B::float_swap_dims(b, 1, 2); // [batch, N, K]
+                    grads.register::<B>(node.id, B::matmul(grad.clone(), bt));
+                }
+                if let Some(node) = pb {
+                    let at = B::float_swap_dims(a, 1, 2); // [batch, K, M]
+                    grads.register::<B>(node.id, B::matmul(at, grad));
+                }
+            }
+        }
+        match MatmulBackward
+            .prepare::<C>([a.node(), b.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let (a, b) = (a.into_primitive(), b.into_primitive());
+                let out = B::matmul(a.clone(), b.clone());
+                prep.finish((a, b), out)
+            }
+            OpsKind::UnTracked(prep) => {
+                prep.finish(B::matmul(a.into_primitive(), b.into_primitive()))
+            }
+        }
+    }
+
     fn min_max(x: FloatTensor<Self>) -> FloatTensor<Self> {
         Self::from_inner(B::min_max(x.into_primitive()))
     }

@@ -138,6 +138,29 @@ fn k_min_max(vec4: bool) -> Wgsl {
     )
 }
 
+/// Rows of C per invocation (each invocation holds a TM×4 tile of C in registers).
+const MATMUL_TM: u32 = 8;
+/// Invocations per workgroup of the matmul kernel.
+const MATMUL_WG: u32 = 64;
+
+fn k_matmul() -> Wgsl {
+    wgsl(
+        "matmul",
+        include_str!("../../../shaders/matmul.wgsl"),
+        MATMUL_WG,
+        &[("tm", MATMUL_TM.to_string())],
+    )
+}
+
+fn k_matmul_vec4() -> Wgsl {
+    wgsl(
+        "matmul_vec4",
+        include_str!("../../../shaders/matmul_vec4.wgsl"),
+        MATMUL_WG,
+        &[("tm", MATMUL_TM.to_string())],
+    )
+}
+
 fn k_seq_stats(bins: usize) -> Wgsl {
     wgsl(
         "seq_stats",
@@ -156,7 +179,12 @@ pub fn instances() -> Vec<(String, String)> {
             ks.push(k_fake_quant(fwd, ty, 4));
         }
     }
-    ks.extend([k_min_max(false), k_min_max(true)]);
+    ks.extend([
+        k_min_max(false),
+        k_min_max(true),
+        k_matmul(),
+        k_matmul_vec4(),
+    ]);
     ks.extend([k_seq_stats(1), k_seq_stats(crate::inspect::HIST_BINS)]);
     ks.into_iter()
         .map(|k| {
@@ -346,6 +374,55 @@ impl KernelOps for CubeBackend {
             meta.binding(),
         ];
         launch(&x, k_fake_quant(false, ty, per), count, bufs);
+        out
+    }
+
+    fn matmul(a: FloatTensor<Self>, b: FloatTensor<Self>) -> FloatTensor<Self> {
+        assert!(
+            a.dtype == DType::F32 && b.dtype == DType::F32,
+            "qtlab kernels are f32 only"
+        );
+        let (sa, sb) = (a.meta.shape().clone(), b.meta.shape().clone());
+        let (batch, m, k, n) = (sa[0], sa[1], sa[2], sb[2]);
+        assert!(
+            sb[0] == batch && sb[1] == k,
+            "matmul shapes {sa:?} · {sb:?}"
+        );
+        let out = empty_like(&a, Shape::new([batch, m, n]));
+        if batch * m * n == 0 {
+            return out;
+        }
+        if k % 4 == 0 && n % 4 == 0 {
+            // The vec4 kernel wants both operands packed; a transposed view costs one copy.
+            let (a, b) = (into_contiguous(a), into_contiguous(b));
+            let tiles = batch * m.div_ceil(MATMUL_TM as usize) * (n / 4);
+            let (count, gx) = grid(tiles.div_ceil(MATMUL_WG as usize));
+            let meta = [batch, m, n, k].map(|v| v as u32);
+            let meta = info(&a, &[meta[0], meta[1], meta[2], meta[3], gx * MATMUL_WG]);
+            let bufs = vec![
+                a.handle.clone().binding(),
+                b.handle.clone().binding(),
+                out.handle.clone().binding(),
+                meta.binding(),
+            ];
+            launch(&a, k_matmul_vec4(), count, bufs);
+            return out;
+        }
+        // Any other shape: scalar loads through the operands' strides, read in place.
+        let (ta, tb) = (a.meta.strides().to_vec(), b.meta.strides().to_vec());
+        let tiles = batch * m.div_ceil(MATMUL_TM as usize) * n.div_ceil(4);
+        let (count, gx) = grid(tiles.div_ceil(MATMUL_WG as usize));
+        let words = [batch, m, n, k, ta[0], ta[1], ta[2], tb[0], tb[1], tb[2]].map(|v| v as u32);
+        let mut meta = words.to_vec();
+        meta.push(gx * MATMUL_WG);
+        let meta = info(&a, &meta);
+        let bufs = vec![
+            a.handle.clone().binding(),
+            b.handle.clone().binding(),
+            out.handle.clone().binding(),
+            meta.binding(),
+        ];
+        launch(&a, k_matmul(), count, bufs);
         out
     }
 

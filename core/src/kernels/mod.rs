@@ -10,6 +10,9 @@
 //!   is the case γ = 0, ζ = 1, so vanilla attention uses it too);
 //! - fake quantization with a straight-through backward, one launch each;
 //! - min and max of a tensor for calibration, one shader launched twice;
+//! - batched matmul with a register tile and no barriers (Burn's tiled matmul is most of a
+//!   training step on CPU-emulated GPUs), used by every Linear layer and both attention
+//!   products;
 //! - outlier statistics: per-sequence max |x|, mean, variance, fourth moment and a histogram in
 //!   one launch.
 //!
@@ -74,6 +77,72 @@ pub fn fake_quant<const D: usize>(
     } else {
         reference::fake_quant(x, p)
     }
+}
+
+/// `a · b` over the last two axes; the leading axes must match (no broadcasting).
+///
+/// # Shapes
+/// - `a`: `[.., M, K]`, `b`: `[.., K, N]` → `[.., M, N]`
+pub fn matmul<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> Tensor<D> {
+    if !active(&a.device()) {
+        return a.matmul(b);
+    }
+    let (da, db) = (a.dims(), b.dims());
+    if da[..D - 2] != db[..D - 2] {
+        return a.matmul(b);
+    }
+    let batch: usize = da[..D - 2].iter().product();
+    let (m, k, n) = (da[D - 2], da[D - 1], db[D - 1]);
+    let a3 = a.reshape([batch, m, k]); // [batch, M, K]
+    let b3 = b.reshape([batch, k, n]); // [batch, K, N]
+    let mut out = da;
+    out[D - 1] = n;
+    custom::matmul(a3, b3).reshape(out)
+}
+
+/// `a · bᵀ` over the last two axes, without materialising the transpose (attention scores,
+/// tied output embeddings).
+///
+/// # Shapes
+/// - `a`: `[.., M, K]`, `b`: `[.., N, K]` → `[.., M, N]`
+pub fn matmul_t<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> Tensor<D> {
+    if !active(&a.device()) {
+        return a.matmul(b.swap_dims(D - 2, D - 1));
+    }
+    let (da, db) = (a.dims(), b.dims());
+    if da[..D - 2] != db[..D - 2] {
+        return a.matmul(b.swap_dims(D - 2, D - 1));
+    }
+    let batch: usize = da[..D - 2].iter().product();
+    let (m, k, n) = (da[D - 2], da[D - 1], db[D - 2]);
+    let a3 = a.reshape([batch, m, k]); // [batch, M, K]
+    let bt = b.reshape([batch, n, k]).swap_dims(1, 2); // [batch, K, N], a strided view
+    let mut out = da;
+    out[D - 1] = n;
+    custom::matmul(a3, bt).reshape(out)
+}
+
+/// Burn's `Linear` forward (`x · W + b`, W stored `[d_in, d_out]`) through [`matmul`].
+///
+/// # Shapes
+/// - `x`: `[.., d_in]` → `[.., d_out]`
+pub fn linear<const D: usize>(layer: &burn::nn::Linear, x: Tensor<D>) -> Tensor<D> {
+    if !active(&x.device()) {
+        return layer.forward(x);
+    }
+    let dims = x.dims();
+    let d_in = dims[D - 1];
+    let rows = x.shape().num_elements() / d_in.max(1);
+    let w = layer.weight.val(); // [d_in, d_out]
+    let d_out = w.dims()[1];
+    let y = custom::matmul(x.reshape([1, rows, d_in]), w.unsqueeze::<3>()); // [1, rows, d_out]
+    let y = match &layer.bias {
+        Some(bias) => y + bias.val().reshape([1, 1, d_out]),
+        None => y,
+    };
+    let mut out = dims;
+    out[D - 1] = d_out;
+    y.reshape(out)
 }
 
 /// `[min, max]` over every element (no gradient).
@@ -147,6 +216,11 @@ pub mod custom {
         Tensor::from_dispatch(Dispatch::min_max(flat.into_dispatch()))
     }
 
+    /// `[batch, M, K] · [batch, K, N]`.
+    pub fn matmul(a: Tensor<3>, b: Tensor<3>) -> Tensor<3> {
+        Tensor::from_dispatch(Dispatch::matmul(a.into_dispatch(), b.into_dispatch()))
+    }
+
     pub fn seq_stats(x: Tensor<2>, range: Tensor<1>, bins: usize) -> Tensor<2> {
         Tensor::from_dispatch(Dispatch::seq_stats(
             x.into_dispatch(),
@@ -185,6 +259,10 @@ pub mod reference {
         let n = x.shape().num_elements();
         let flat = x.reshape([n]); // [n]
         Tensor::cat(vec![flat.clone().min(), flat.max()], 0)
+    }
+
+    pub fn matmul(a: Tensor<3>, b: Tensor<3>) -> Tensor<3> {
+        a.matmul(b)
     }
 
     pub fn seq_stats(x: Tensor<2>, range: Tensor<1>, bins: usize) -> Tensor<2> {

@@ -41,6 +41,11 @@ pub trait KernelOps: Backend {
         qmax: f32,
     ) -> FloatTensor<Self>;
 
+    /// Batched matmul `[batch, M, K] · [batch, K, N] → [batch, M, N]` (operands may be strided
+    /// views, e.g. transposed).
+    #[fusion(dtype = a, shape = matmul_shape(a, b))]
+    fn matmul(a: FloatTensor<Self>, b: FloatTensor<Self>) -> FloatTensor<Self>;
+
     /// `[min, max]` of a 1-D tensor.
     #[fusion(dtype = x, shape = pair_shape(x))]
     fn min_max(x: FloatTensor<Self>) -> FloatTensor<Self>;
@@ -56,4 +61,8 @@ pub(crate) fn stats_shape(x: &Shape, bins: &usize) -> Shape {
 
 pub(crate) fn pair_shape(_x: &Shape) -> Shape {
     Shape::new([2])
+}
+
+pub(crate) fn matmul_shape(a: &Shape, b: &Shape) -> Shape {
+    Shape::new([a[0], a[1], b[2]])
 }

@@ -11,6 +11,7 @@ use burn::tensor::{Device, Int, Tensor};
 
 use crate::attention::{Attention, AttentionConfig};
 use crate::init::Init;
+use crate::kernels::{linear, matmul_t};
 use crate::model::{ModelOutput, Tap, TapKind, Taps};
 use crate::quant::ActQuant;
 use crate::spec::RunSpec;
@@ -94,8 +95,8 @@ impl BertLayer {
         let att = self.attn.forward_q(x.clone(), aq, layer);
         let h = aq.site(l, "attn_resid", x + att.out); // [b, t, d]
         let h = aq.site(l, "attn_ln", self.attn_ln.forward(h)); // [b, t, d]
-        let f_hid = aq.site(l, "fc1", gelu(self.fc1.forward(h.clone()))); // [b, t, d_ff]
-        let f_out = aq.site(l, "fc2", self.fc2.forward(f_hid)); // [b, t, d]
+        let f_hid = aq.site(l, "fc1", gelu(linear(&self.fc1, h.clone()))); // [b, t, d_ff]
+        let f_out = aq.site(l, "fc2", linear(&self.fc2, f_hid)); // [b, t, d]
         let y = aq.site(l, "ffn_resid", h + f_out.clone()); // [b, t, d]
         let y = aq.site(l, "ffn_ln", self.ffn_ln.forward(y)); // [b, t, d]
         taps.tracked.push(Tap {
@@ -152,13 +153,12 @@ impl Bert {
         }
         let d = x.dims()[2];
         // The MLM head stays in floating point, as in the paper's quantized BERT.
-        let h = self.head_ln.forward(gelu(self.head_dense.forward(x))); // [b, t, d]
+        let h = self.head_ln.forward(gelu(linear(&self.head_dense, x))); // [b, t, d]
         let emb = self
             .head_weight
             .clone()
             .unwrap_or_else(|| self.tokens.weight.val()); // [vocab, d]
-        let logits =
-            h.reshape([b * t, d]).matmul(emb.transpose()) + self.head_bias.val().unsqueeze(); // [b*t, vocab]
+        let logits = matmul_t(h.reshape([b * t, d]), emb) + self.head_bias.val().unsqueeze(); // [b*t, vocab]
         ModelOutput { logits, taps }
     }
 }

@@ -9,6 +9,7 @@ use burn::tensor::{Device, Int, Tensor};
 
 use crate::attention::AttentionConfig;
 use crate::init::Init;
+use crate::kernels::matmul_t;
 use crate::model::block::{Activation, PreLnBlock};
 use crate::model::{ModelOutput, Tap, TapKind, Taps};
 use crate::quant::ActQuant;
@@ -108,7 +109,7 @@ impl Opt {
             .head_weight
             .clone()
             .unwrap_or_else(|| self.tokens.weight.val()); // [vocab, d]
-        let logits = h.reshape([b * t, d]).matmul(head.transpose()); // [b*t, vocab]
+        let logits = matmul_t(h.reshape([b * t, d]), head); // [b*t, vocab]
         ModelOutput { logits, taps }
     }
 }

@@ -9,6 +9,7 @@ use burn::tensor::{Device, Tensor};
 
 use crate::attention::AttentionConfig;
 use crate::init::Init;
+use crate::kernels::linear;
 use crate::model::block::{Activation, PreLnBlock};
 use crate::model::{ModelOutput, Tap, TapKind, Taps};
 use crate::quant::ActQuant;
@@ -105,7 +106,7 @@ impl Vit {
     /// - logits: `[batch, classes]`
     pub fn forward(&self, patches: Tensor<3>, aq: &mut ActQuant) -> ModelOutput {
         let [b, n, _] = patches.dims();
-        let mut x = aq.site(None, "patch_embed", self.patch_embed.forward(patches)); // [b, n, d]
+        let mut x = aq.site(None, "patch_embed", linear(&self.patch_embed, patches)); // [b, n, d]
         if let Some(ln) = &self.patch_ln {
             x = aq.site(None, "patch_ln", ln.forward(x));
         }
@@ -126,7 +127,7 @@ impl Vit {
         let cls_out = h.narrow(1, 0, 1).reshape([b, d]); // [b, d]
         // The classifier stays in floating point.
         ModelOutput {
-            logits: self.head.forward(cls_out),
+            logits: linear(&self.head, cls_out),
             taps,
         }
     }
