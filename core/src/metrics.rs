@@ -43,11 +43,17 @@ pub fn kurtosis_per_seq(x: Tensor<3>) -> Tensor<1> {
 /// - `x`: `[batch, seq, d]` → (`[batch]`, `[batch]`)
 pub fn inf_norm_and_kurtosis(x: Tensor<3>) -> (Tensor<1>, Tensor<1>) {
     let [b, t, d] = x.dims();
-    let device = x.device();
     // One bin: the histogram is not wanted here, and one bin costs one atomic per value.
-    let stats = crate::kernels::seq_stats(x.reshape([b, t * d]), Tensor::zeros([1], &device), 1); // [b, 5]
+    let stats = crate::kernels::seq_moments(x.reshape([b, t * d])); // [b, 5]
     let inf = stats.clone().narrow(1, 0, 1).reshape([b]); // [b]
     (inf, crate::kernels::kurtosis_from_stats(stats))
+}
+
+/// The paper's kurtosis m4 / (s⁴ + 1e-6) from the unbiased variance s² and the fourth central
+/// moment m4, as the statistics kernel reports them.
+pub fn kurtosis_from_moments(var: f32, m4: f32) -> f64 {
+    let var = var as f64;
+    m4 as f64 / (var * var + 1e-6)
 }
 
 /// Host reference of [`kurtosis_per_seq`] for one sequence (f64), the test oracle.

@@ -297,6 +297,8 @@ pub struct PendingStep {
     /// `[loss, grad_norm, (headline inf-norm, kurtosis)…]`
     packed: Tensor<1>,
     headline_layers: usize,
+    /// Sequences in the batch (rows per headline tap in `packed`).
+    seqs: usize,
 }
 
 /// What a training step reports once read back.
@@ -316,6 +318,17 @@ pub struct StepReport {
 }
 
 impl PendingStep {
+    /// Mean over the batch's sequences of `f(row)` for headline layer `l`, from the raw
+    /// `[max|x|, mean, var, m4, count]` rows after `[loss, grad_norm]`.
+    fn seq_mean(&self, v: &[f32], l: usize, f: impl Fn(&[f32]) -> f64) -> f64 {
+        let width = 5 * self.seqs;
+        let start = 2 + l * width;
+        match v.get(start..start + width) {
+            Some(rows) if self.seqs > 0 => rows.chunks(5).map(f).sum::<f64>() / self.seqs as f64,
+            _ => f64::NAN,
+        }
+    }
+
     fn finish(&self, v: Vec<f32>) -> StepReport {
         let get = |i: usize| v.get(i).copied().unwrap_or(f32::NAN) as f64;
         StepReport {
@@ -323,8 +336,14 @@ impl PendingStep {
             lr: self.lr,
             loss: get(0),
             grad_norm: get(1),
-            inf_norms: (0..self.headline_layers).map(|i| get(2 + 2 * i)).collect(),
-            kurtosis: (0..self.headline_layers).map(|i| get(3 + 2 * i)).collect(),
+            inf_norms: (0..self.headline_layers)
+                .map(|l| self.seq_mean(&v, l, |r| r[0] as f64))
+                .collect(),
+            kurtosis: (0..self.headline_layers)
+                .map(|l| {
+                    self.seq_mean(&v, l, |r| crate::metrics::kurtosis_from_moments(r[2], r[3]))
+                })
+                .collect(),
         }
     }
 
@@ -382,8 +401,8 @@ struct ShardResult {
     /// Σ over the shard of w·(−log p) / Σ over the whole batch of w. `[1]`
     loss: Tensor<1>,
     grads: HashMap<ParamId, Tensor<1>>,
-    /// Per headline tap, Σ over the shard's sequences of `[‖x‖∞, kurtosis]` (empty without
-    /// stats).
+    /// Per headline tap, the shard's per-sequence `[max|x|, mean, var, m4, count]` rows,
+    /// flattened (empty without stats).
     stats: Vec<Tensor<1>>,
 }
 
@@ -413,8 +432,12 @@ fn run_shard(
             .iter()
             .filter(|t| t.kind == headline)
             .map(|t| {
-                let (inf, kurt) = metrics::inf_norm_and_kurtosis(t.x.clone().inner());
-                Tensor::cat(vec![inf.sum(), kurt.sum()], 0) // [2]
+                let [b, tt, d] = t.x.dims();
+                // One statistics launch per tap; the per-sequence moments come back raw
+                // (5 floats a sequence) and the host turns them into the batch means, so no
+                // further device op runs for them.
+                crate::kernels::seq_moments(t.x.clone().inner().reshape([b, tt * d]))
+                    .reshape([b * 5]) // [b*5]
             })
             .collect()
     } else {
@@ -571,16 +594,18 @@ impl Trainer {
                 };
                 grads.insert(id, sum);
             }
-            stats = stats.into_iter().zip(r.stats).map(|(a, b)| a + b).collect();
+            stats = stats
+                .into_iter()
+                .zip(r.stats)
+                .map(|(a, b)| Tensor::cat(vec![a, b], 0))
+                .collect();
         }
         let lr = lr_at(&self.spec, self.step);
         let (model, grad_norm) = self.opt.apply(model, grads, lr);
         self.model = Some(model);
         let headline_layers = stats.len();
-        let batch = self.spec.batch as f64;
         let mut parts = vec![loss, grad_norm];
-        // Shard stats are sums over sequences; the report wants the batch mean.
-        parts.extend(stats.into_iter().map(|s| s.div_scalar(batch)));
+        parts.extend(stats);
         let step = self.step;
         self.step += 1;
         PendingStep {
@@ -588,6 +613,7 @@ impl Trainer {
             lr,
             packed: Tensor::cat(parts, 0),
             headline_layers,
+            seqs: self.spec.batch,
         }
     }
 

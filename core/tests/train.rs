@@ -99,3 +99,58 @@ fn warmup_then_linear_decay() {
         assert!((a - b).abs() < 1e-12, "{lrs:?}");
     }
 }
+
+#[test]
+fn step_stats_are_the_paper_metrics_of_the_training_batch() {
+    use qtlab_core::dataset::RunData;
+    use qtlab_core::train::Trainer;
+    // The per-step statistics (raw per-sequence moments read back, averaged on the host) equal
+    // the tensor definitions evaluated on the same batch with the same weights.
+    use qtlab_core::model::ModelOutput;
+    let spec = RunSpec::parse(
+        "model=bert&attn=vanilla&layers=2&d=16&heads=2&ffn=32&seq=8&batch=3&steps=5&seed=4",
+    )
+    .unwrap();
+    let data = RunData::load(&spec, None).unwrap();
+    let device = burn::tensor::Device::flex();
+    let mut tr = Trainer::new(spec.clone(), RunData::load(&spec, None).unwrap(), &device);
+    let model = tr.model().clone().valid();
+    // The trainer's first batch: the same order and masking streams it draws from.
+    use qtlab_core::rng::{Rng, Stream};
+    let (mut order, mut mask) = (
+        Rng::stream(spec.seed, Stream::Order),
+        Rng::stream(spec.seed, Stream::Mask),
+    );
+    let host = data.train_batch(&spec, &mut order, &mut mask);
+    let batch = host.to_device(&spec, &device);
+    let ModelOutput { taps, .. } = model.forward(batch.input);
+    let headline = model.headline_kind();
+    let want: Vec<(f64, f64)> = taps
+        .tracked
+        .iter()
+        .filter(|t| t.kind == headline)
+        .map(|t| {
+            let inf = qtlab_core::metrics::inf_norm_per_seq(t.x.clone())
+                .mean()
+                .into_scalar::<f32>() as f64;
+            let k = qtlab_core::metrics::kurtosis_per_seq(t.x.clone())
+                .mean()
+                .into_scalar::<f32>() as f64;
+            (inf, k)
+        })
+        .collect();
+    let r = tr.step_sync(true).unwrap();
+    assert_eq!(r.inf_norms.len(), want.len());
+    for (l, (inf, k)) in want.iter().enumerate() {
+        assert!(
+            (r.inf_norms[l] - inf).abs() < 1e-4 * inf.max(1.0),
+            "layer {l}: {} vs {inf}",
+            r.inf_norms[l]
+        );
+        assert!(
+            (r.kurtosis[l] - k).abs() < 1e-3 * k.max(1.0),
+            "layer {l}: {} vs {k}",
+            r.kurtosis[l]
+        );
+    }
+}

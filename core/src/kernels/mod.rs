@@ -171,6 +171,17 @@ pub fn seq_stats(x: Tensor<2>, range: Tensor<1>, bins: usize) -> Tensor<2> {
     }
 }
 
+/// [`seq_stats`] without a histogram: `[max|x|, mean, var (unbiased), m4, n]` per sequence.
+/// The one-bin histogram is the count; its range binding is a one-element view of `x`, so no
+/// tensor is created for it.
+///
+/// # Shapes
+/// - `x`: `[batch, n]` → `[batch, 5]`
+pub fn seq_moments(x: Tensor<2>) -> Tensor<2> {
+    let range = x.clone().slice([0..1, 0..1]).reshape([1]); // [1], ignored with one bin
+    seq_stats(x, range, 1)
+}
+
 /// Per-sequence kurtosis from a [`seq_stats`] output: m4 / (var² + 1e-6), the paper's
 /// definition with its epsilon.
 ///
