@@ -260,31 +260,69 @@ fn rows_of(shape: &Shape) -> (usize, usize) {
     (shape.num_elements() / n.max(1), n)
 }
 
+/// One launch of a clipped-softmax kernel: the forward pass (`grad` = None) or the backward
+/// pass, which reads the output gradient as a second input.
+fn clipped_softmax_launch(
+    x: FloatTensor<CubeBackend>,
+    grad: Option<FloatTensor<CubeBackend>>,
+    gamma: f32,
+    zeta: f32,
+) -> CubeTensor {
+    let x = f32_tensor(x);
+    let g = grad.map(f32_tensor);
+    let shape = x.meta.shape().clone();
+    let (rows, n) = rows_of(&shape);
+    let out = empty_like(&x, shape);
+    if rows == 0 || n == 0 {
+        return out;
+    }
+    let (count, gx) = grid(rows.div_ceil(ROW_WG as usize));
+    let meta = [
+        rows as u32,
+        n as u32,
+        gamma.to_bits(),
+        zeta.to_bits(),
+        gx * ROW_WG,
+    ];
+    let meta = info(&x, &meta);
+    let forward = g.is_none();
+    let mut bufs = vec![x.handle.clone().binding()];
+    bufs.extend(g.map(|g| g.handle.clone().binding()));
+    bufs.extend([out.handle.clone().binding(), meta.binding()]);
+    launch(&x, k_clipped_softmax(forward), count, bufs);
+    out
+}
+
+/// One launch of a fake-quantization kernel: forward (`grad` = None) or straight-through
+/// backward. `p` is `[scale, zero point, qmin, qmax]`.
+fn fake_quant_launch(
+    x: FloatTensor<CubeBackend>,
+    grad: Option<FloatTensor<CubeBackend>>,
+    p: [f32; 4],
+) -> CubeTensor {
+    let x = f32_tensor(x);
+    let g = grad.map(f32_tensor);
+    let shape = x.meta.shape().clone();
+    let n = shape.num_elements();
+    let out = empty_like(&x, shape);
+    if n == 0 {
+        return out;
+    }
+    let (width, ty) = lanes(n);
+    let (count, threads, per) = elem_grid(n / width);
+    let p = p.map(f32::to_bits);
+    let meta = info(&x, &[(n / width) as u32, p[0], p[1], p[2], p[3], threads]);
+    let forward = g.is_none();
+    let mut bufs = vec![x.handle.clone().binding()];
+    bufs.extend(g.map(|g| g.handle.clone().binding()));
+    bufs.extend([out.handle.clone().binding(), meta.binding()]);
+    launch(&x, k_fake_quant(forward, ty, per), count, bufs);
+    out
+}
+
 impl KernelOps for CubeBackend {
     fn clipped_softmax(x: FloatTensor<Self>, gamma: f32, zeta: f32) -> FloatTensor<Self> {
-        let x = f32_tensor(x);
-        let shape = x.meta.shape().clone();
-        let (rows, n) = rows_of(&shape);
-        let out = empty_like(&x, shape);
-        if rows == 0 || n == 0 {
-            return out;
-        }
-        let (count, gx) = grid(rows.div_ceil(ROW_WG as usize));
-        let meta = [
-            rows as u32,
-            n as u32,
-            gamma.to_bits(),
-            zeta.to_bits(),
-            gx * ROW_WG,
-        ];
-        let meta = info(&x, &meta);
-        let bufs = vec![
-            x.handle.clone().binding(),
-            out.handle.clone().binding(),
-            meta.binding(),
-        ];
-        launch(&x, k_clipped_softmax(true), count, bufs);
-        out
+        clipped_softmax_launch(x, None, gamma, zeta)
     }
 
     fn clipped_softmax_backward(
@@ -293,31 +331,7 @@ impl KernelOps for CubeBackend {
         gamma: f32,
         zeta: f32,
     ) -> FloatTensor<Self> {
-        let x = f32_tensor(x);
-        let g = f32_tensor(grad);
-        let shape = x.meta.shape().clone();
-        let (rows, n) = rows_of(&shape);
-        let out = empty_like(&x, shape);
-        if rows == 0 || n == 0 {
-            return out;
-        }
-        let (count, gx) = grid(rows.div_ceil(ROW_WG as usize));
-        let meta = [
-            rows as u32,
-            n as u32,
-            gamma.to_bits(),
-            zeta.to_bits(),
-            gx * ROW_WG,
-        ];
-        let meta = info(&x, &meta);
-        let bufs = vec![
-            x.handle.clone().binding(),
-            g.handle.clone().binding(),
-            out.handle.clone().binding(),
-            meta.binding(),
-        ];
-        launch(&x, k_clipped_softmax(false), count, bufs);
-        out
+        clipped_softmax_launch(x, Some(grad), gamma, zeta)
     }
 
     fn fake_quant(
@@ -327,24 +341,7 @@ impl KernelOps for CubeBackend {
         qmin: f32,
         qmax: f32,
     ) -> FloatTensor<Self> {
-        let x = f32_tensor(x);
-        let shape = x.meta.shape().clone();
-        let n = shape.num_elements();
-        let out = empty_like(&x, shape);
-        if n == 0 {
-            return out;
-        }
-        let (width, ty) = lanes(n);
-        let (count, threads, per) = elem_grid(n / width);
-        let p = [scale, zero_point, qmin, qmax].map(f32::to_bits);
-        let meta = info(&x, &[(n / width) as u32, p[0], p[1], p[2], p[3], threads]);
-        let bufs = vec![
-            x.handle.clone().binding(),
-            out.handle.clone().binding(),
-            meta.binding(),
-        ];
-        launch(&x, k_fake_quant(true, ty, per), count, bufs);
-        out
+        fake_quant_launch(x, None, [scale, zero_point, qmin, qmax])
     }
 
     fn fake_quant_backward(
@@ -355,26 +352,7 @@ impl KernelOps for CubeBackend {
         qmin: f32,
         qmax: f32,
     ) -> FloatTensor<Self> {
-        let x = f32_tensor(x);
-        let g = f32_tensor(grad);
-        let shape = x.meta.shape().clone();
-        let n = shape.num_elements();
-        let out = empty_like(&x, shape);
-        if n == 0 {
-            return out;
-        }
-        let (width, ty) = lanes(n);
-        let (count, threads, per) = elem_grid(n / width);
-        let p = [scale, zero_point, qmin, qmax].map(f32::to_bits);
-        let meta = info(&x, &[(n / width) as u32, p[0], p[1], p[2], p[3], threads]);
-        let bufs = vec![
-            x.handle.clone().binding(),
-            g.handle.clone().binding(),
-            out.handle.clone().binding(),
-            meta.binding(),
-        ];
-        launch(&x, k_fake_quant(false, ty, per), count, bufs);
-        out
+        fake_quant_launch(x, Some(grad), [scale, zero_point, qmin, qmax])
     }
 
     fn matmul(a: FloatTensor<Self>, b: FloatTensor<Self>) -> FloatTensor<Self> {

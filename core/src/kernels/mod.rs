@@ -84,20 +84,7 @@ pub fn fake_quant<const D: usize>(
 /// # Shapes
 /// - `a`: `[.., M, K]`, `b`: `[.., K, N]` → `[.., M, N]`
 pub fn matmul<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> Tensor<D> {
-    if !active(&a.device()) {
-        return a.matmul(b);
-    }
-    let (da, db) = (a.dims(), b.dims());
-    if da[..D - 2] != db[..D - 2] {
-        return a.matmul(b);
-    }
-    let batch: usize = da[..D - 2].iter().product();
-    let (m, k, n) = (da[D - 2], da[D - 1], db[D - 1]);
-    let a3 = a.reshape([batch, m, k]); // [batch, M, K]
-    let b3 = b.reshape([batch, k, n]); // [batch, K, N]
-    let mut out = da;
-    out[D - 1] = n;
-    custom::matmul(a3, b3).reshape(out)
+    batched(a, b, false)
 }
 
 /// `a · bᵀ` over the last two axes, without materialising the transpose (attention scores,
@@ -106,20 +93,34 @@ pub fn matmul<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> Tensor<D> {
 /// # Shapes
 /// - `a`: `[.., M, K]`, `b`: `[.., N, K]` → `[.., M, N]`
 pub fn matmul_t<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> Tensor<D> {
-    if !active(&a.device()) {
-        return a.matmul(b.swap_dims(D - 2, D - 1));
-    }
+    batched(a, b, true)
+}
+
+/// [`matmul`] (`b` is `[.., K, N]`) or [`matmul_t`] (`b` is `[.., N, K]`): the kernel on a GPU
+/// when the leading axes match, Burn's matmul otherwise.
+fn batched<const D: usize>(a: Tensor<D>, b: Tensor<D>, b_transposed: bool) -> Tensor<D> {
     let (da, db) = (a.dims(), b.dims());
-    if da[..D - 2] != db[..D - 2] {
-        return a.matmul(b.swap_dims(D - 2, D - 1));
+    if !active(&a.device()) || da[..D - 2] != db[..D - 2] {
+        let b = if b_transposed {
+            b.swap_dims(D - 2, D - 1)
+        } else {
+            b
+        };
+        return a.matmul(b);
     }
     let batch: usize = da[..D - 2].iter().product();
-    let (m, k, n) = (da[D - 2], da[D - 1], db[D - 2]);
+    let (m, k) = (da[D - 2], da[D - 1]);
     let a3 = a.reshape([batch, m, k]); // [batch, M, K]
-    let bt = b.reshape([batch, n, k]).swap_dims(1, 2); // [batch, K, N], a strided view
+    let (b3, n) = if b_transposed {
+        let n = db[D - 2];
+        (b.reshape([batch, n, k]).swap_dims(1, 2), n) // [batch, K, N], a strided view
+    } else {
+        let n = db[D - 1];
+        (b.reshape([batch, k, n]), n) // [batch, K, N]
+    };
     let mut out = da;
     out[D - 1] = n;
-    custom::matmul(a3, bt).reshape(out)
+    custom::matmul(a3, b3).reshape(out)
 }
 
 /// Burn's `Linear` forward (`x · W + b`, W stored `[d_in, d_out]`) through [`matmul`].
