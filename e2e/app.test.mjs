@@ -92,7 +92,7 @@ await test('a lost GPU device mid-run: message, curves kept, continue on the CPU
 });
 
 await test('a shared link restores every control', async () => {
-  const { page, ctx, errors } = await open(b, `${server.url}#${TINY}&attn=gated&pi=0.3&gate=mlp&lr=0.002&cmp=vanilla,clipped&q=w8a8,w4a8`);
+  const { page, ctx, errors } = await open(b, `${server.url}#${TINY}&attn=gated&pi=0.3&gate=mlp&lr=0.002&cmp=vanilla,clipped&q=w8a8,w4a8&wr=mse&wg=channel&ar=percentile:99.99`);
   const v = (id) => page.$eval(id, (e) => e.value);
   assert.equal(await v('#ctl-model'), 'bert');
   assert.equal(await v('#ctl-layers'), '1');
@@ -104,6 +104,9 @@ await test('a shared link restores every control', async () => {
   assert.equal(Number(await v('#ctl-lr')), 0.002);
   assert.equal(await v('#ctl-seed'), '7');
   assert.equal(await v('#q-points'), 'w8a8,w4a8');
+  assert.equal(await v('#q-wr'), 'mse');
+  assert.equal(await v('#q-wg'), 'channel');
+  assert.equal(await v('#q-ar'), 'percentile:99.99');
   assert.equal(await page.$eval('#cmp-vanilla', (e) => e.checked), true);
   assert.equal(await page.$eval('#cmp-clipped', (e) => e.checked), true);
   assert.equal(await page.$eval('#cmp-gated', (e) => e.checked), false, 'gated is the run itself');

@@ -12,6 +12,26 @@ const wasm = fs.readdirSync(dist).filter((f) => f.endsWith('.wasm'))[0];
 const raw = fs.readFileSync(path.join(dist, wasm));
 console.log(`wasm size: ${(raw.length / 1e6).toFixed(2)} MB raw, ${(zlib.gzipSync(raw, { level: 9 }).length / 1e6).toFixed(2)} MB gzip`);
 
+// CPU seconds used so far by each kind of Chromium process (browser, renderer, gpu-process, ...),
+// from /proc: where a step's time goes, the page's wasm (renderer) or the GPU process that runs
+// Dawn and the software adapter.
+function chromiumCpu() {
+  const tick = 100; // USER_HZ on Linux
+  const out = {};
+  for (const pid of fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    let cmd, stat;
+    try {
+      cmd = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+      stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    } catch { continue; }
+    if (!cmd.includes('chromium')) continue;
+    const kind = (cmd.match(/--type=([a-z-]+)/) || [null, 'browser'])[1];
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    out[kind] = (out[kind] || 0) + (Number(f[11]) + Number(f[12])) / tick; // utime + stime
+  }
+  return out;
+}
+
 const server = await serve(dist, 8773);
 const b = await browser();
 // The reference config is the spec default: BERT, 2 layers, d_model 64, 4 heads, FFN 256, seq 32, batch 16.
@@ -20,10 +40,17 @@ for (const [name, extra] of [['WebGPU', ''], ['CPU fallback', '&backend=cpu']]) 
   const t0 = Date.now();
   const { page, ctx } = await open(b, `${server.url}#${REF}${extra}`);
   const tReady = Date.now() - t0;
+  const cpu0 = chromiumCpu();
+  const w0 = Date.now();
   await page.click('#run');
   await waitDone(page, 590000);
+  const wall = (Date.now() - w0) / 1000;
+  const cpu1 = chromiumCpu();
   const rec = await exportRecord(page);
   const lane = rec.lanes[0];
+  const n = lane.losses.length;
+  const use = Object.keys(cpu1).map((k) => `${k} ${((cpu1[k] - (cpu0[k] || 0)) / n * 1000).toFixed(0)}`).join(', ');
+  console.log(`${name}: CPU ms per step by Chromium process over the whole run (${n} steps, ${(wall / n * 1000).toFixed(0)} ms wall per step incl. first): ${use}`);
   console.log(`${name}: backend "${rec.backend}", page load to ready ${tReady} ms, first step ${lane.first_step_ms.toFixed(0)} ms ` +
     `(load → first step ≈ ${(tReady + lane.first_step_ms).toFixed(0)} ms), then ${lane.ms_per_step.toFixed(1)} ms/step ` +
     `= ${(1000 / lane.ms_per_step).toFixed(2)} steps/s over ${lane.losses.length - 1} steps (reference config)`);

@@ -916,6 +916,14 @@ fn quant_box(ctx: Ctx) -> impl IntoView {
                     <option value="mse">"MSE grid"</option>
                 </select>
             </label>
+            <label class="ctl" for="q-wg" title="one weight grid per tensor (paper) or per output channel">
+                <span>"weight grid"</span>
+                <select id="q-wg" prop:value=move || ctx.app.with(|a| if a.per_channel { "channel".to_string() } else { "tensor".to_string() })
+                    on:change=move |ev| set_app("wg", event_target_value(&ev))>
+                    <option value="tensor">"per tensor"</option>
+                    <option value="channel">"per channel"</option>
+                </select>
+            </label>
         </fieldset>
     }
 }

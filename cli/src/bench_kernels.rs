@@ -126,6 +126,33 @@ fn bench_kernels(device: &Device, iters: usize) -> Result<(), String> {
         )?;
     }
 
+    // LayerNorm, forward and backward (x, γ, β): the reference config's [16, 32, 64] and the
+    // "real GPU" preset's [32, 64, 128].
+    for shape in [[16, 32, 64], [32, 64, 128]] {
+        let d = shape[2];
+        let x = Tensor::<3>::random(shape, Distribution::Normal(0.5, 2.0), &ad).require_grad();
+        let gamma = Tensor::<1>::random([d], Distribution::Normal(1.0, 0.1), &ad).require_grad();
+        let beta = Tensor::<1>::random([d], Distribution::Normal(0.0, 0.1), &ad).require_grad();
+        let g = Tensor::<3>::random(shape, Distribution::Normal(0.0, 1.0), &ad);
+        let run = |kernel: bool| {
+            let (xc, gc, bc) = (x.clone(), gamma.clone(), beta.clone());
+            let y = if kernel {
+                custom::layer_norm(xc, gc, bc, kernels::LN_EPS)
+            } else {
+                reference::layer_norm(xc, gc, bc, kernels::LN_EPS)
+            };
+            let grads = (y * g.clone()).sum().backward();
+            let _ = (x.grad(&grads), gamma.grad(&grads), beta.grad(&grads));
+        };
+        bench(
+            format!("layer norm fwd+bwd {shape:?}"),
+            1.0,
+            &ad,
+            &mut || run(true),
+            &mut || run(false),
+        )?;
+    }
+
     // Fake quantization of an FFN activation: [16, 32, 256] and [32, 128, 1024] values.
     let p = QuantParams::asymmetric(-2.0, 3.0, 8);
     for n in [16 * 32 * 256, 32 * 128 * 1024] {

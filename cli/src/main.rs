@@ -20,6 +20,7 @@ USAGE:
   qtlab train [--spec '<canonical spec>'] [--<key> <value>]... [--backend cpu|wgpu]
               [--out FILE] [--stats-every N] [--threads N] [--quiet]
               [--quantize w8a8[,w6a6,...]] [--weight-range minmax|mse]
+              [--weight-granularity tensor|channel]
               [--act-range running_minmax|current_minmax|percentile:99.999] [--calib-batches N]
   qtlab bench [--backend cpu|wgpu|all] [--bench-steps N] [--threads N]
   qtlab bench kernels [--backend cpu|wgpu|all] [--bench-steps N]   custom WGSL kernels vs their
@@ -82,6 +83,8 @@ struct RunOpts {
     /// Post-training quantization points (`--quantize w8a8,w6a6`).
     quant_bits: Vec<(u32, u32)>,
     weight_range: WeightRange,
+    /// One weight grid per output channel (`--weight-granularity channel`).
+    per_channel: bool,
     act_range: String,
     calib_batches: usize,
 }
@@ -97,6 +100,7 @@ fn parse_args(args: &[String]) -> Result<(RunSpec, RunOpts), String> {
         threads: 0,
         quant_bits: Vec::new(),
         weight_range: WeightRange::MinMax,
+        per_channel: false,
         act_range: "running_minmax".into(),
         calib_batches: 16,
     };
@@ -152,6 +156,17 @@ fn parse_args(args: &[String]) -> Result<(RunSpec, RunOpts), String> {
                     "mse" => WeightRange::Mse,
                     other => {
                         return Err(format!("--weight-range expects minmax|mse, got `{other}`"));
+                    }
+                }
+            }
+            "weight-granularity" => {
+                opts.per_channel = match value.as_str() {
+                    "tensor" => false,
+                    "channel" => true,
+                    other => {
+                        return Err(format!(
+                            "--weight-granularity expects tensor|channel, got `{other}`"
+                        ));
                     }
                 }
             }
@@ -282,6 +297,7 @@ fn train_one(spec: RunSpec, opts: &RunOpts) -> Result<RunRecord, String> {
             w_bits,
             a_bits,
             weight_range: opts.weight_range,
+            per_channel: opts.per_channel,
             act_range: opts.act_range.clone(),
             calib_batches: opts.calib_batches,
         })

@@ -79,6 +79,8 @@ impl Init {
 
     /// LayerNorm with γ = 1, β = 0 and PyTorch's ε = 1e-5.
     pub fn layer_norm(&mut self, d: usize, device: &Device) -> LayerNorm {
-        LayerNormConfig::new(d).init(device)
+        LayerNormConfig::new(d)
+            .with_epsilon(crate::kernels::LN_EPS)
+            .init(device)
     }
 }

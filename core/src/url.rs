@@ -9,7 +9,7 @@ use crate::quant::weights::WeightRange;
 use crate::spec::{AttnKind, KEYS, RunSpec, SpecError};
 
 /// App-only keys, after the spec's keys in the URL.
-pub const APP_KEYS: &[&str] = &["cmp", "q", "wr", "ar", "calib", "backend"];
+pub const APP_KEYS: &[&str] = &["cmp", "q", "wr", "wg", "ar", "calib", "backend"];
 
 /// Which backend the app should use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,6 +32,9 @@ pub struct AppState {
     pub quant_points: Vec<(u32, u32)>,
     /// Weight range estimator. Default: min-max (the paper's BERT setting).
     pub weight_range: WeightRange,
+    /// One weight grid per output channel (`wg=channel`) instead of per tensor. Default: per
+    /// tensor (the paper's).
+    pub per_channel: bool,
     /// Activation range estimator (`running_minmax`, `current_minmax`, `percentile:P`).
     /// Default: running min-max (the paper's).
     pub act_range: String,
@@ -51,6 +54,7 @@ impl Default for AppState {
             compare: vec![AttnKind::Vanilla],
             quant_points: vec![(8, 8), (8, 6), (8, 4)],
             weight_range: WeightRange::MinMax,
+            per_channel: false,
             act_range: "running_minmax".to_string(),
             calib_batches: 16,
             backend: BackendChoice::Auto,
@@ -143,11 +147,17 @@ impl AppState {
                     "mse" => Ok(state.weight_range = WeightRange::Mse),
                     _ => Err("expected minmax or mse".to_string()),
                 },
+                "wg" => match value.as_str() {
+                    "tensor" => Ok(state.per_channel = false),
+                    "channel" => Ok(state.per_channel = true),
+                    _ => Err("expected tensor or channel".to_string()),
+                },
                 "ar" => {
                     let probe = QuantSettings {
                         w_bits: 8,
                         a_bits: 8,
                         weight_range: WeightRange::MinMax,
+                        per_channel: false,
                         act_range: value.clone(),
                         calib_batches: 1,
                     };
@@ -202,6 +212,9 @@ impl AppState {
         if self.weight_range != d.weight_range {
             out.push_str("&wr=mse");
         }
+        if self.per_channel {
+            out.push_str("&wg=channel");
+        }
         if self.act_range != d.act_range {
             out.push_str(&format!("&ar={}", self.act_range));
         }
@@ -242,6 +255,7 @@ impl AppState {
                 w_bits: w,
                 a_bits: a,
                 weight_range: self.weight_range,
+                per_channel: self.per_channel,
                 act_range: self.act_range.clone(),
                 calib_batches: self.calib_batches,
             })
@@ -275,7 +289,7 @@ mod tests {
     #[test]
     fn every_key_round_trips() {
         let url = "#v=1&model=opt&layers=3&heads=8&d=64&attn=clipped&alpha=2&seed=42&steps=77\
-                   &cmp=vanilla,gated&q=w8a8,w4a8&wr=mse&ar=percentile:99.99&calib=4&backend=cpu";
+                   &cmp=vanilla,gated&q=w8a8,w4a8&wr=mse&wg=channel&ar=percentile:99.99&calib=4&backend=cpu";
         let (s, errors) = AppState::from_url(url);
         assert!(errors.is_empty(), "{errors:?}");
         assert_eq!(s.spec.layers, 3);
@@ -284,6 +298,7 @@ mod tests {
         assert_eq!(s.compare, vec![AttnKind::Vanilla, AttnKind::Gated]);
         assert_eq!(s.quant_points, vec![(8, 8), (4, 8)]);
         assert_eq!(s.weight_range, WeightRange::Mse);
+        assert!(s.per_channel);
         assert_eq!(s.act_range, "percentile:99.99");
         assert_eq!(s.calib_batches, 4);
         assert_eq!(s.backend, BackendChoice::Cpu);
@@ -294,12 +309,14 @@ mod tests {
 
     #[test]
     fn bad_keys_are_dropped_and_named_the_rest_kept() {
-        let (s, errors) = AppState::from_url("#heads=banana&layers=3&zzz=1&q=w99a8&noequals");
+        let (s, errors) =
+            AppState::from_url("#heads=banana&layers=3&zzz=1&q=w99a8&noequals&wg=row");
         assert_eq!(s.spec.layers, 3);
         assert_eq!(s.spec.heads, RunSpec::default().heads);
         assert_eq!(s.quant_points, AppState::default().quant_points);
         let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
-        assert_eq!(fields, vec!["heads", "zzz", "q", "noequals"]);
+        assert_eq!(fields, vec!["heads", "zzz", "q", "noequals", "wg"]);
+        assert!(!s.per_channel);
     }
 
     #[test]

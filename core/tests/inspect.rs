@@ -69,6 +69,7 @@ fn weight_copy_gives_the_same_model_and_the_same_quantization() {
         w_bits: 8,
         a_bits: 6,
         weight_range: WeightRange::MinMax,
+        per_channel: false,
         act_range: "running_minmax".into(),
         calib_batches: 2,
     };

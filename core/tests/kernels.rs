@@ -80,6 +80,66 @@ fn clipped_softmax_kernel_matches_reference() {
 }
 
 #[test]
+fn layer_norm_kernels_match_reference() {
+    let device = gpu().autodiff();
+    for shape in SHAPES {
+        let n: usize = shape.iter().product();
+        let d = shape[3];
+        // A row mean far from zero checks the two-pass variance.
+        let x: Vec<f32> = data(n, 3.0).into_iter().map(|v| v + 50.0).collect();
+        let g = data(n, 1.0).into_iter().rev().collect::<Vec<_>>();
+        let gamma: Vec<f32> = (0..d).map(|i| 0.5 + (i % 7) as f32 * 0.25).collect();
+        let beta: Vec<f32> = (0..d).map(|i| (i % 5) as f32 * 0.1 - 0.2).collect();
+        let run = |kernel: bool| {
+            let xt =
+                Tensor::<4>::from_data(TensorData::new(x.clone(), shape), &device).require_grad();
+            let gt_ =
+                Tensor::<1>::from_data(TensorData::new(gamma.clone(), [d]), &device).require_grad();
+            let bt =
+                Tensor::<1>::from_data(TensorData::new(beta.clone(), [d]), &device).require_grad();
+            let y = if kernel {
+                custom::layer_norm(xt.clone(), gt_.clone(), bt.clone(), kernels::LN_EPS)
+            } else {
+                reference::layer_norm(xt.clone(), gt_.clone(), bt.clone(), kernels::LN_EPS)
+            };
+            let go = Tensor::<4>::from_data(TensorData::new(g.clone(), shape), &device);
+            let grads = (y.clone() * go).sum().backward();
+            (
+                vals(y.inner()),
+                vals(xt.grad(&grads).unwrap()),
+                vals(gt_.grad(&grads).unwrap()),
+                vals(bt.grad(&grads).unwrap()),
+            )
+        };
+        let k = run(true);
+        let r = run(false);
+        // Rows of length 1 normalise to β exactly; their x-gradient is 0 in exact arithmetic.
+        for (what, a, b, tol) in [
+            ("values", &k.0, &r.0, 1e-4),
+            ("x gradient", &k.1, &r.1, 2e-3),
+            ("γ gradient", &k.2, &r.2, 1e-3),
+            ("β gradient", &k.3, &r.3, 1e-3),
+        ] {
+            let scale = b.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+            let diff = max_diff(a, b);
+            assert!(
+                diff <= tol * scale,
+                "{shape:?} {what}: differ by {diff} (scale {scale})"
+            );
+        }
+        // The β gradient is a column sum of g: check it against the host too.
+        let rows = n / d;
+        for j in 0..d {
+            let want: f32 = (0..rows).map(|r| g[r * d + j]).sum();
+            assert!(
+                (k.3[j] - want).abs() < 1e-3 * want.abs().max(1.0),
+                "β grad {j}"
+            );
+        }
+    }
+}
+
+#[test]
 fn fake_quant_kernel_matches_reference() {
     let device = gpu().autodiff();
     for n in [1usize, 4, 255, 256, 257, 70_001, 70_004] {

@@ -145,6 +145,49 @@ fn range_estimators() {
 }
 
 #[test]
+fn per_channel_grids_by_hand() {
+    use qtlab_core::quant::WeightRange;
+    use qtlab_core::quant::weights::fake_quant_per_channel;
+    // [2, 3], row-major. Column 2 holds an outlier that would flatten the other columns on one
+    // per-tensor grid (Δ = 100/7 at 4 bits rounds 0.3 and −0.5 to 0).
+    let w = [1.0f32, -0.5, 100.0, -2.0, 0.3, 3.0];
+    let col = |c: usize| [w[c], w[3 + c]];
+    let (q, sqnr) = fake_quant_per_channel(&w, 2, 3, true, 4, WeightRange::MinMax);
+    for c in 0..3 {
+        let v = col(c);
+        let p = QuantParams::symmetric(v[0].min(v[1]), v[0].max(v[1]), 4);
+        for r in 0..2 {
+            assert_eq!(q[r * 3 + c], fake_quant_host(w[r * 3 + c], &p), "[{r},{c}]");
+        }
+    }
+    // Column 1, [−0.5, 0.3]: Δ = 0.5/7, 0.3/Δ = 4.2 rounds to 4 → 2/7.
+    assert!((q[4] - 2.0 / 7.0).abs() < 1e-6, "{q:?}");
+    assert!(
+        (q[1] + 0.5).abs() < 1e-6,
+        "a column's extreme is on its own grid: {q:?}"
+    );
+    let tensor = QuantParams::symmetric(-2.0, 100.0, 4);
+    assert_eq!(fake_quant_host(0.3, &tensor), 0.0);
+    let (err_t, sig): (f64, f64) = w.iter().fold((0.0, 0.0), |(e, s), &v| {
+        let d = (fake_quant_host(v, &tensor) - v) as f64;
+        (e + d * d, s + (v as f64).powi(2))
+    });
+    assert!(
+        sqnr > 10.0 * (sig / err_t).log10(),
+        "per-channel beats per-tensor here"
+    );
+
+    // By row: row 0 is [1, −0.5, 100] on one grid, row 1 on another.
+    let (q, _) = fake_quant_per_channel(&w, 2, 3, false, 4, WeightRange::MinMax);
+    let p0 = QuantParams::symmetric(-0.5, 100.0, 4);
+    let p1 = QuantParams::symmetric(-2.0, 3.0, 4);
+    for c in 0..3 {
+        assert_eq!(q[c], fake_quant_host(w[c], &p0));
+        assert_eq!(q[3 + c], fake_quant_host(w[3 + c], &p1));
+    }
+}
+
+#[test]
 fn mse_weight_range_clips_a_lone_outlier() {
     let mut rng = qtlab_core::rng::Rng::new(4);
     let mut w: Vec<f32> = (0..4096).map(|_| 0.05 * rng.normal() as f32).collect();
@@ -247,7 +290,7 @@ mod placement {
         let tr = trainer(
             "model=bert&attn=gated&gate=allheads&layers=2&d=16&heads=2&ffn=32&seq=16&batch=4",
         );
-        let (q, report) = quantize_weights(tr.model(), 8, WeightRange::MinMax);
+        let (q, report) = quantize_weights(tr.model(), 8, WeightRange::MinMax, false);
         // tokens, positions, emb LN γ; per layer qkv, out, attn LN γ, fc1, fc2, FFN LN γ.
         assert_eq!(
             report.len(),
@@ -290,11 +333,64 @@ mod placement {
         assert_ne!(fp_w, qw, "the embedding lookup uses quantized weights");
     }
 
+    #[test]
+    fn per_channel_weights_use_one_grid_per_output_channel() {
+        let tr = trainer("model=bert&attn=vanilla&layers=1&d=16&heads=2&ffn=32&seq=16&batch=4");
+        let (_, per_tensor) = quantize_weights(tr.model(), 4, WeightRange::MinMax, false);
+        let (q, per_channel) = quantize_weights(tr.model(), 4, WeightRange::MinMax, true);
+        let names = |r: &[qtlab_core::quant::weights::WeightSqnr]| {
+            r.iter().map(|x| x.name.clone()).collect::<Vec<_>>()
+        };
+        assert_eq!(
+            names(&per_tensor),
+            names(&per_channel),
+            "same weights quantized"
+        );
+        for (t, c) in per_tensor.iter().zip(&per_channel) {
+            if t.name.ends_with("gamma") {
+                assert_eq!(
+                    t.sqnr_db, c.sqnr_db,
+                    "1-D weights stay per tensor: {}",
+                    t.name
+                );
+            } else {
+                assert!(
+                    c.sqnr_db > t.sqnr_db,
+                    "{}: {} vs {}",
+                    t.name,
+                    c.sqnr_db,
+                    t.sqnr_db
+                );
+            }
+        }
+        // A Linear weight is [d_in, d_out]: each output column's largest |w| sits exactly on
+        // its own grid, and each column has at most 2^4 levels.
+        let (Model::Bert(fp), Model::Bert(qb)) = (tr.model(), &q) else {
+            panic!()
+        };
+        let host = |t: burn::tensor::Tensor<2>| t.into_data().try_into_vec::<f32>().unwrap();
+        let w = host(fp.layers[0].fc1.weight.val().inner());
+        let wq = host(qb.layers[0].fc1.weight.val());
+        let [rows, cols] = fp.layers[0].fc1.weight.val().dims();
+        assert_eq!((rows, cols), (16, 32));
+        for c in 0..cols {
+            let colv: Vec<f32> = (0..rows).map(|r| w[r * cols + c]).collect();
+            let colq: Vec<f32> = (0..rows).map(|r| wq[r * cols + c]).collect();
+            let amax = |v: &[f32]| v.iter().fold(0f32, |m, x| m.max(x.abs()));
+            assert!((amax(&colv) - amax(&colq)).abs() < 1e-6, "column {c}");
+            let mut levels = colq.clone();
+            levels.sort_by(f32::total_cmp);
+            levels.dedup();
+            assert!(levels.len() <= 16, "column {c}: {} levels", levels.len());
+        }
+    }
+
     fn settings(w: u32, a: u32) -> QuantSettings {
         QuantSettings {
             w_bits: w,
             a_bits: a,
             weight_range: WeightRange::MinMax,
+            per_channel: false,
             act_range: "running_minmax".into(),
             calib_batches: 4,
         }

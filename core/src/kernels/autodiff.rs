@@ -1,6 +1,8 @@
 //! Backward passes of the kernels for Burn's autodiff: clipped softmax and fake quantization
-//! get their own backward kernels; the statistics carry no gradient.
+//! get their own backward kernels, LayerNorm three (row moments, input gradient, γ/β column
+//! sums); the statistics carry no gradient.
 
+use burn::backend::TensorMetadata;
 use burn::backend::autodiff::{
     Autodiff,
     checkpoint::{base::Checkpointer, strategy::CheckpointStrategy},
@@ -8,6 +10,7 @@ use burn::backend::autodiff::{
     ops::{Backward, Ops, OpsKind},
 };
 use burn::backend::{AutodiffBackend, tensor::FloatTensor};
+use burn::tensor::{Shape, Slice};
 
 use super::KernelOps;
 
@@ -167,6 +170,101 @@ impl<B: KernelOps, C: CheckpointStrategy> KernelOps for Autodiff<B, C> {
                 prep.finish(B::matmul(a.into_primitive(), b.into_primitive()))
             }
         }
+    }
+
+    fn ln_fwd(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        eps: f32,
+    ) -> FloatTensor<Self> {
+        #[derive(Debug)]
+        struct LayerNormBackward;
+        impl<B: KernelOps> Backward<B, 3> for LayerNormBackward {
+            // The input and γ; the row moments are recomputed by one kernel rather than kept
+            // alive from the forward pass.
+            type State = (FloatTensor<B>, FloatTensor<B>, f32);
+            fn backward(
+                self,
+                ops: Ops<Self::State, 3>,
+                grads: &mut Gradients,
+                _: &mut Checkpointer,
+            ) {
+                let [px, pgamma, pbeta] = ops.parents;
+                let grad = grads.consume::<B>(&ops.node);
+                let (x, gamma, eps) = ops.state;
+                let stats = B::ln_stats(x.clone(), eps); // [rows, 2]
+                if pgamma.is_some() || pbeta.is_some() {
+                    let n = gamma.shape()[0];
+                    let both = B::ln_bwd_params(x.clone(), stats.clone(), grad.clone()); // [2, n]
+                    let row = |i: usize| {
+                        B::float_reshape(
+                            B::float_slice(
+                                both.clone(),
+                                &[Slice::from(i..i + 1), Slice::from(0..n)],
+                            ),
+                            Shape::new([n]),
+                        ) // [n]
+                    };
+                    if let Some(node) = pgamma {
+                        grads.register::<B>(node.id, row(0));
+                    }
+                    if let Some(node) = pbeta {
+                        grads.register::<B>(node.id, row(1));
+                    }
+                }
+                if let Some(node) = px {
+                    grads.register::<B>(node.id, B::ln_bwd(x, stats, gamma, grad));
+                }
+            }
+        }
+        match LayerNormBackward
+            .prepare::<C>([x.node(), gamma.node(), beta.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let (x, gamma) = (x.into_primitive(), gamma.into_primitive());
+                let out = B::ln_fwd(x.clone(), gamma.clone(), beta.into_primitive(), eps);
+                prep.finish((x, gamma, eps), out)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::ln_fwd(
+                x.into_primitive(),
+                gamma.into_primitive(),
+                beta.into_primitive(),
+                eps,
+            )),
+        }
+    }
+
+    fn ln_stats(x: FloatTensor<Self>, eps: f32) -> FloatTensor<Self> {
+        Self::from_inner(B::ln_stats(x.into_primitive(), eps))
+    }
+
+    fn ln_bwd(
+        x: FloatTensor<Self>,
+        stats: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        Self::from_inner(B::ln_bwd(
+            x.into_primitive(),
+            stats.into_primitive(),
+            gamma.into_primitive(),
+            grad.into_primitive(),
+        ))
+    }
+
+    fn ln_bwd_params(
+        x: FloatTensor<Self>,
+        stats: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        Self::from_inner(B::ln_bwd_params(
+            x.into_primitive(),
+            stats.into_primitive(),
+            grad.into_primitive(),
+        ))
     }
 
     fn min_max(x: FloatTensor<Self>) -> FloatTensor<Self> {

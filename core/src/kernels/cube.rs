@@ -138,6 +138,29 @@ fn k_min_max(vec4: bool) -> Wgsl {
     )
 }
 
+/// The LayerNorm kernels: `fwd`, `stats`, `bwd` (input gradient), `bwd_params` (γ and β).
+fn k_layer_norm(which: &str) -> Wgsl {
+    let (name, source) = match which {
+        "fwd" => (
+            "layer_norm_fwd",
+            include_str!("../../../shaders/layer_norm_fwd.wgsl"),
+        ),
+        "stats" => (
+            "layer_norm_stats",
+            include_str!("../../../shaders/layer_norm_stats.wgsl"),
+        ),
+        "bwd" => (
+            "layer_norm_bwd",
+            include_str!("../../../shaders/layer_norm_bwd.wgsl"),
+        ),
+        _ => (
+            "layer_norm_bwd_params",
+            include_str!("../../../shaders/layer_norm_bwd_params.wgsl"),
+        ),
+    };
+    wgsl(name, source, ROW_WG, &[])
+}
+
 /// Rows of C per invocation (each invocation holds a TM×4 tile of C in registers).
 const MATMUL_TM: u32 = 8;
 /// Invocations per workgroup of the matmul kernel.
@@ -185,6 +208,7 @@ pub fn instances() -> Vec<(String, String)> {
         k_matmul(),
         k_matmul_vec4(),
     ]);
+    ks.extend(["fwd", "stats", "bwd", "bwd_params"].map(k_layer_norm));
     ks.extend([k_seq_stats(1), k_seq_stats(crate::inspect::HIST_BINS)]);
     ks.into_iter()
         .map(|k| {
@@ -320,7 +344,92 @@ fn fake_quant_launch(
     out
 }
 
+/// One launch of a one-row-per-invocation LayerNorm kernel over `x`'s rows: `inputs` are bound
+/// in order, then the output, then `[rows, n, extra…, invocations along x]`.
+fn layer_norm_rows(
+    which: &str,
+    x: &CubeTensor,
+    inputs: &[&CubeTensor],
+    out: &CubeTensor,
+    extra: &[u32],
+) {
+    let (rows, n) = rows_of(x.meta.shape());
+    if rows == 0 || n == 0 {
+        return;
+    }
+    let (count, gx) = grid(rows.div_ceil(ROW_WG as usize));
+    let mut meta = vec![rows as u32, n as u32];
+    meta.extend_from_slice(extra);
+    meta.push(gx * ROW_WG);
+    let meta = info(x, &meta);
+    let mut bufs: Vec<BufferBinding> = inputs.iter().map(|t| t.handle.clone().binding()).collect();
+    bufs.extend([out.handle.clone().binding(), meta.binding()]);
+    launch(x, k_layer_norm(which), count, bufs);
+}
+
 impl KernelOps for CubeBackend {
+    fn ln_fwd(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        eps: f32,
+    ) -> FloatTensor<Self> {
+        let (x, gamma, beta) = (f32_tensor(x), f32_tensor(gamma), f32_tensor(beta));
+        let out = empty_like(&x, x.meta.shape().clone());
+        layer_norm_rows("fwd", &x, &[&x, &gamma, &beta], &out, &[eps.to_bits()]);
+        out
+    }
+
+    fn ln_stats(x: FloatTensor<Self>, eps: f32) -> FloatTensor<Self> {
+        let x = f32_tensor(x);
+        let out = empty_like(&x, super::ops::row_pair_shape(x.meta.shape()));
+        layer_norm_rows("stats", &x, &[&x], &out, &[eps.to_bits()]);
+        out
+    }
+
+    fn ln_bwd(
+        x: FloatTensor<Self>,
+        stats: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        let (x, stats) = (f32_tensor(x), f32_tensor(stats));
+        let (gamma, grad) = (f32_tensor(gamma), f32_tensor(grad));
+        let out = empty_like(&x, x.meta.shape().clone());
+        layer_norm_rows("bwd", &x, &[&x, &stats, &gamma, &grad], &out, &[]);
+        out
+    }
+
+    fn ln_bwd_params(
+        x: FloatTensor<Self>,
+        stats: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        let (x, stats, grad) = (f32_tensor(x), f32_tensor(stats), f32_tensor(grad));
+        let (rows, n) = rows_of(x.meta.shape());
+        let out = empty_like(&x, super::ops::param_pair_shape(x.meta.shape()));
+        if n == 0 {
+            return out;
+        }
+        // rows = 0 still launches: the column loop is empty and writes zeros.
+        let meta = info(&x, &[rows as u32, n as u32]);
+        let groups = n.div_ceil(ROW_WG as usize) as u32;
+        let bufs = vec![
+            x.handle.clone().binding(),
+            stats.handle.clone().binding(),
+            grad.handle.clone().binding(),
+            out.handle.clone().binding(),
+            meta.binding(),
+        ];
+        launch(
+            &x,
+            k_layer_norm("bwd_params"),
+            CubeCount::Static(groups, 1, 1),
+            bufs,
+        );
+        out
+    }
+
     fn clipped_softmax(x: FloatTensor<Self>, gamma: f32, zeta: f32) -> FloatTensor<Self> {
         clipped_softmax_launch(x, None, gamma, zeta)
     }

@@ -13,6 +13,8 @@
 //! - batched matmul with a register tile and no barriers (Burn's tiled matmul is most of a
 //!   training step on CPU-emulated GPUs), used by every Linear layer and both attention
 //!   products;
+//! - LayerNorm, forward in one launch and backward in three (Burn's decomposition is about
+//!   sixteen), since in the browser a step's time is mostly per-launch cost;
 //! - outlier statistics: per-sequence max |x|, mean, variance, fourth moment and a histogram in
 //!   one launch.
 //!
@@ -146,6 +148,25 @@ pub fn linear<const D: usize>(layer: &burn::nn::Linear, x: Tensor<D>) -> Tensor<
     y.reshape(out)
 }
 
+/// ε of every LayerNorm in the models (Burn's and PyTorch's default). Burn's `LayerNorm` keeps
+/// its ε private, so the models build theirs with this constant and the kernel reads it here.
+pub const LN_EPS: f64 = 1e-5;
+
+/// Burn's `LayerNorm` forward, (x − mean)/√(var + ε)·γ + β over the last axis, as one kernel
+/// forward and three backward (Burn's decomposition is about four launches forward and a dozen
+/// backward). A LayerNorm without β takes Burn's path.
+///
+/// # Shapes
+/// - `x`: `[.., d_model]` → same
+pub fn layer_norm<const D: usize>(layer: &burn::nn::LayerNorm, x: Tensor<D>) -> Tensor<D> {
+    match &layer.beta {
+        Some(beta) if active(&x.device()) => {
+            custom::layer_norm(x, layer.gamma.val(), beta.val(), LN_EPS)
+        }
+        _ => layer.forward(x),
+    }
+}
+
 /// `[min, max]` over every element (no gradient).
 ///
 /// # Shapes
@@ -228,6 +249,20 @@ pub mod custom {
         Tensor::from_dispatch(Dispatch::min_max(flat.into_dispatch()))
     }
 
+    pub fn layer_norm<const D: usize>(
+        x: Tensor<D>,
+        gamma: Tensor<1>,
+        beta: Tensor<1>,
+        eps: f64,
+    ) -> Tensor<D> {
+        Tensor::from_dispatch(Dispatch::ln_fwd(
+            x.into_dispatch(),
+            gamma.into_dispatch(),
+            beta.into_dispatch(),
+            eps as f32,
+        ))
+    }
+
     /// `[batch, M, K] · [batch, K, N]`.
     pub fn matmul(a: Tensor<3>, b: Tensor<3>) -> Tensor<3> {
         Tensor::from_dispatch(Dispatch::matmul(a.into_dispatch(), b.into_dispatch()))
@@ -275,6 +310,15 @@ pub mod reference {
 
     pub fn matmul(a: Tensor<3>, b: Tensor<3>) -> Tensor<3> {
         a.matmul(b)
+    }
+
+    pub fn layer_norm<const D: usize>(
+        x: Tensor<D>,
+        gamma: Tensor<1>,
+        beta: Tensor<1>,
+        eps: f64,
+    ) -> Tensor<D> {
+        burn::tensor::module::layer_norm(x, gamma, Some(beta), eps)
     }
 
     pub fn seq_stats(x: Tensor<2>, range: Tensor<1>, bins: usize) -> Tensor<2> {

@@ -46,6 +46,36 @@ pub trait KernelOps: Backend {
     #[fusion(dtype = a, shape = matmul_shape(a, b))]
     fn matmul(a: FloatTensor<Self>, b: FloatTensor<Self>) -> FloatTensor<Self>;
 
+    /// LayerNorm over the last axis: (x − mean)/√(var + ε)·γ + β, biased variance.
+    #[fusion(dtype = x, shape = x)]
+    fn ln_fwd(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        eps: f32,
+    ) -> FloatTensor<Self>;
+
+    /// `[rows, 2]`: each row's mean and 1/√(var + ε), for the LayerNorm backward kernels.
+    #[fusion(dtype = x, shape = row_pair_shape(x))]
+    fn ln_stats(x: FloatTensor<Self>, eps: f32) -> FloatTensor<Self>;
+
+    /// The gradient of [`KernelOps::ln_fwd`] w.r.t. `x`.
+    #[fusion(dtype = grad, shape = grad)]
+    fn ln_bwd(
+        x: FloatTensor<Self>,
+        stats: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> FloatTensor<Self>;
+
+    /// `[2, n]`: the gradients of [`KernelOps::ln_fwd`] w.r.t. γ (row 0) and β (row 1).
+    #[fusion(dtype = grad, shape = param_pair_shape(grad))]
+    fn ln_bwd_params(
+        x: FloatTensor<Self>,
+        stats: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> FloatTensor<Self>;
+
     /// `[min, max]` of a 1-D tensor.
     #[fusion(dtype = x, shape = pair_shape(x))]
     fn min_max(x: FloatTensor<Self>) -> FloatTensor<Self>;
@@ -65,4 +95,15 @@ pub(crate) fn pair_shape(_x: &Shape) -> Shape {
 
 pub(crate) fn matmul_shape(a: &Shape, b: &Shape) -> Shape {
     Shape::new([a[0], a[1], b[2]])
+}
+
+/// `[rows, 2]` for a tensor normalised over its last axis.
+pub(crate) fn row_pair_shape(x: &Shape) -> Shape {
+    let n = x[x.num_dims() - 1].max(1);
+    Shape::new([x.num_elements() / n, 2])
+}
+
+/// `[2, n]` for a tensor whose last axis is `n`.
+pub(crate) fn param_pair_shape(x: &Shape) -> Shape {
+    Shape::new([2, x[x.num_dims() - 1]])
 }

@@ -11,7 +11,7 @@ use burn::tensor::{Device, Int, Tensor};
 
 use crate::attention::{Attention, AttentionConfig};
 use crate::init::Init;
-use crate::kernels::{linear, matmul_t};
+use crate::kernels::{layer_norm, linear, matmul_t};
 use crate::model::{ModelOutput, Tap, TapKind, Taps};
 use crate::quant::ActQuant;
 use crate::spec::RunSpec;
@@ -94,11 +94,11 @@ impl BertLayer {
         let l = Some(layer);
         let att = self.attn.forward_q(x.clone(), aq, layer);
         let h = aq.site(l, "attn_resid", x + att.out); // [b, t, d]
-        let h = aq.site(l, "attn_ln", self.attn_ln.forward(h)); // [b, t, d]
+        let h = aq.site(l, "attn_ln", layer_norm(&self.attn_ln, h)); // [b, t, d]
         let f_hid = aq.site(l, "fc1", gelu(linear(&self.fc1, h.clone()))); // [b, t, d_ff]
         let f_out = aq.site(l, "fc2", linear(&self.fc2, f_hid)); // [b, t, d]
         let y = aq.site(l, "ffn_resid", h + f_out.clone()); // [b, t, d]
-        let y = aq.site(l, "ffn_ln", self.ffn_ln.forward(y)); // [b, t, d]
+        let y = aq.site(l, "ffn_ln", layer_norm(&self.ffn_ln, y)); // [b, t, d]
         taps.tracked.push(Tap {
             kind: TapKind::FfnOut,
             layer: Some(layer),
@@ -146,14 +146,14 @@ impl Bert {
         let [b, t] = ids.dims();
         let pos = self.positions.val().narrow(0, 0, t).unsqueeze::<3>(); // [1, t, d]
         let e = aq.site(None, "emb.sum", self.tokens.forward(ids) + pos); // [b, t, d]
-        let mut x = aq.site(None, "emb.ln", self.emb_ln.forward(e)); // [b, t, d]
+        let mut x = aq.site(None, "emb.ln", layer_norm(&self.emb_ln, e)); // [b, t, d]
         let mut taps = Taps::default();
         for (l, layer) in self.layers.iter().enumerate() {
             x = layer.forward(x, l, &mut taps, aq);
         }
         let d = x.dims()[2];
         // The MLM head stays in floating point, as in the paper's quantized BERT.
-        let h = self.head_ln.forward(gelu(linear(&self.head_dense, x))); // [b, t, d]
+        let h = layer_norm(&self.head_ln, gelu(linear(&self.head_dense, x))); // [b, t, d]
         let emb = self
             .head_weight
             .clone()

@@ -9,7 +9,7 @@ use burn::tensor::{Device, Int, Tensor};
 
 use crate::attention::AttentionConfig;
 use crate::init::Init;
-use crate::kernels::matmul_t;
+use crate::kernels::{layer_norm, matmul_t};
 use crate::model::block::{Activation, PreLnBlock};
 use crate::model::{ModelOutput, Tap, TapKind, Taps};
 use crate::quant::ActQuant;
@@ -98,7 +98,7 @@ impl Opt {
         for (l, layer) in self.layers.iter().enumerate() {
             x = layer.forward(x, l, &mut taps, aq);
         }
-        let h = aq.site(None, "final_ln", self.final_ln.forward(x)); // [b, t, d]
+        let h = aq.site(None, "final_ln", layer_norm(&self.final_ln, x)); // [b, t, d]
         taps.tracked.push(Tap {
             kind: TapKind::FinalLn,
             layer: None,

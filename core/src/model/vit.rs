@@ -9,7 +9,7 @@ use burn::tensor::{Device, Tensor};
 
 use crate::attention::AttentionConfig;
 use crate::init::Init;
-use crate::kernels::linear;
+use crate::kernels::{layer_norm, linear};
 use crate::model::block::{Activation, PreLnBlock};
 use crate::model::{ModelOutput, Tap, TapKind, Taps};
 use crate::quant::ActQuant;
@@ -108,7 +108,7 @@ impl Vit {
         let [b, n, _] = patches.dims();
         let mut x = aq.site(None, "patch_embed", linear(&self.patch_embed, patches)); // [b, n, d]
         if let Some(ln) = &self.patch_ln {
-            x = aq.site(None, "patch_ln", ln.forward(x));
+            x = aq.site(None, "patch_ln", layer_norm(ln, x));
         }
         let d = x.dims()[2];
         let cls = self.cls.val().expand([b, 1, d]); // [b, 1, d]
@@ -118,7 +118,7 @@ impl Vit {
         for (l, layer) in self.layers.iter().enumerate() {
             x = layer.forward(x, l, &mut taps, aq);
         }
-        let h = aq.site(None, "final_ln", self.final_ln.forward(x)); // [b, n+1, d]
+        let h = aq.site(None, "final_ln", layer_norm(&self.final_ln, x)); // [b, n+1, d]
         taps.tracked.push(Tap {
             kind: TapKind::FinalLn,
             layer: None,

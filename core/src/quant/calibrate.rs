@@ -21,6 +21,10 @@ pub struct QuantSettings {
     pub w_bits: u32,
     pub a_bits: u32,
     pub weight_range: WeightRange,
+    /// One weight grid per output channel instead of per tensor (default false: the paper's
+    /// per-tensor setting). Older records lack the field and read as per-tensor.
+    #[serde(default)]
+    pub per_channel: bool,
     /// `running_minmax`, `current_minmax` or `percentile:<p>`.
     pub act_range: String,
     /// Calibration batches (the paper: 16).
@@ -110,7 +114,12 @@ pub fn quantize_model(
     let device = device.clone();
     let estimator = settings.estimator().map_err(TrainError::Device)?;
     let fp_model = model.valid();
-    let (q_model, weight_sqnr) = quantize_weights(model, settings.w_bits, settings.weight_range);
+    let (q_model, weight_sqnr) = quantize_weights(
+        model,
+        settings.w_bits,
+        settings.weight_range,
+        settings.per_channel,
+    );
 
     // Calibrate on training batches from their own stream, so calibration never shifts the
     // training order and repeats exactly.

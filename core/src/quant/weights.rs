@@ -1,6 +1,8 @@
 //! Weight fake-quantization of a whole model: symmetric per-tensor grids on every Linear and
 //! embedding weight and every LayerNorm γ, as the paper's `QuantLinear` / `QuantEmbedding` /
-//! `QuantLayerNorm` do. Biases, gates and the output heads stay in floating point.
+//! `QuantLayerNorm` do. Biases, gates and the output heads stay in floating point. Optionally the
+//! 2-D weights get one grid per output channel instead (the paper's per-tensor setting is the
+//! default; per-channel is the usual remedy for weight outliers, so it isolates the activations).
 
 use burn::module::{Module, ModuleMapper, Param};
 use burn::tensor::Tensor;
@@ -33,17 +35,78 @@ const WEIGHT_FIELDS: &[&str] = &["weight", "gamma", "positions"];
 struct WeightQuantizer {
     bits: u32,
     range: WeightRange,
+    per_channel: bool,
     path: Vec<String>,
+    /// The struct each entry of `path` sits in (`Struct:Linear`, ...), to find a weight's
+    /// output axis.
+    containers: Vec<String>,
     report: Vec<WeightSqnr>,
 }
 
+/// The symmetric grid of one group of weights under `range`.
+fn grid(values: &[f32], bits: u32, range: WeightRange) -> QuantParams {
+    let (lo, hi) = match range {
+        WeightRange::MinMax => values
+            .iter()
+            .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| {
+                (a.min(v), b.max(v))
+            }),
+        WeightRange::Mse => mse_weight_range(values, bits),
+    };
+    QuantParams::symmetric(lo, hi, bits)
+}
+
+/// Per-channel fake quantization of a row-major `[rows, cols]` matrix on the host: one grid per
+/// column when `by_column` (a Burn `Linear` weight is `[d_in, d_out]`, so its output channels are
+/// columns), otherwise one per row (embedding and position tables: one per token or position,
+/// as PyTorch's axis 0). Returns the quantized values and their SQNR.
+pub fn fake_quant_per_channel(
+    values: &[f32],
+    rows: usize,
+    cols: usize,
+    by_column: bool,
+    bits: u32,
+    range: WeightRange,
+) -> (Vec<f32>, f64) {
+    let mut out = values.to_vec();
+    let (channels, len) = if by_column {
+        (cols, rows)
+    } else {
+        (rows, cols)
+    };
+    let index = |c: usize, i: usize| {
+        if by_column {
+            i * cols + c
+        } else {
+            c * cols + i
+        }
+    };
+    let (mut sig, mut err) = (0.0f64, 0.0f64);
+    let mut group = vec![0f32; len];
+    for c in 0..channels {
+        for (i, g) in group.iter_mut().enumerate() {
+            *g = values[index(c, i)];
+        }
+        let p = grid(&group, bits, range);
+        for (i, &v) in group.iter().enumerate() {
+            let q = fake_quant_host(v, &p);
+            out[index(c, i)] = q;
+            sig += (v as f64).powi(2);
+            err += ((q - v) as f64).powi(2);
+        }
+    }
+    (out, sqnr_db(sig, err))
+}
+
 impl ModuleMapper for WeightQuantizer {
-    fn enter_module(&mut self, name: &str, _container_type: &str) {
+    fn enter_module(&mut self, name: &str, container_type: &str) {
         self.path.push(name.to_string());
+        self.containers.push(container_type.to_string());
     }
 
     fn exit_module(&mut self, _name: &str, _container_type: &str) {
         self.path.pop();
+        self.containers.pop();
     }
 
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
@@ -64,15 +127,25 @@ impl ModuleMapper for WeightQuantizer {
         if values.is_empty() {
             return param;
         }
-        let (lo, hi) = match self.range {
-            WeightRange::MinMax => values
-                .iter()
-                .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| {
-                    (a.min(v), b.max(v))
-                }),
-            WeightRange::Mse => mse_weight_range(&values, self.bits),
-        };
-        let p = QuantParams::symmetric(lo, hi, self.bits);
+        let dims = param.val().dims();
+        if self.per_channel && D == 2 {
+            let by_column = self
+                .containers
+                .last()
+                .is_some_and(|c| c.ends_with(":Linear"));
+            let (q, sqnr_db) =
+                fake_quant_per_channel(&values, dims[0], dims[1], by_column, self.bits, self.range);
+            self.report.push(WeightSqnr { name, sqnr_db });
+            return param.map(|t| {
+                let device = t.device();
+                Tensor::<2>::from_data(
+                    burn::tensor::TensorData::new(q, [dims[0], dims[1]]),
+                    &device,
+                )
+                .reshape(t.dims())
+            });
+        }
+        let p = grid(&values, self.bits, self.range);
         self.report.push(WeightSqnr {
             name,
             sqnr_db: sqnr_db_host(&values, &p),
@@ -101,8 +174,14 @@ pub fn sqnr_db(signal: f64, error: f64) -> f64 {
 }
 
 /// A weight-quantized copy of `model` (on a plain, non-autodiff device), plus each weight's SQNR.
-/// The tied LM / MLM decoder keeps the floating-point embedding matrix.
-pub fn quantize_weights(model: &Model, bits: u32, range: WeightRange) -> (Model, Vec<WeightSqnr>) {
+/// The tied LM / MLM decoder keeps the floating-point embedding matrix. `per_channel` gives each
+/// output channel of a 2-D weight its own grid; 1-D weights (LayerNorm γ) stay per-tensor.
+pub fn quantize_weights(
+    model: &Model,
+    bits: u32,
+    range: WeightRange,
+    per_channel: bool,
+) -> (Model, Vec<WeightSqnr>) {
     let mut model = model.valid();
     match &mut model {
         Model::Bert(m) => m.head_weight = Some(m.tokens.weight.val()),
@@ -112,7 +191,9 @@ pub fn quantize_weights(model: &Model, bits: u32, range: WeightRange) -> (Model,
     let mut q = WeightQuantizer {
         bits,
         range,
+        per_channel,
         path: Vec::new(),
+        containers: Vec::new(),
         report: Vec::new(),
     };
     let model = model.map(&mut q);
