@@ -5,7 +5,7 @@
 //! default; per-channel is the usual remedy for weight outliers, so it isolates the activations).
 
 use burn::module::{Module, ModuleMapper, Param};
-use burn::tensor::Tensor;
+use burn::tensor::{Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 use crate::model::Model;
@@ -136,14 +136,7 @@ impl ModuleMapper for WeightQuantizer {
             let (q, sqnr_db) =
                 fake_quant_per_channel(&values, dims[0], dims[1], by_column, self.bits, self.range);
             self.report.push(WeightSqnr { name, sqnr_db });
-            return param.map(|t| {
-                let device = t.device();
-                Tensor::<2>::from_data(
-                    burn::tensor::TensorData::new(q, [dims[0], dims[1]]),
-                    &device,
-                )
-                .reshape(t.dims())
-            });
+            return param.map(|t| Tensor::from_data(TensorData::new(q, t.dims()), &t.device()));
         }
         let p = grid(&values, self.bits, self.range);
         self.report.push(WeightSqnr {
