@@ -9,11 +9,12 @@ use std::collections::HashMap;
 
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::tensor::activation::log_softmax;
-use burn::tensor::{Device, Gradients, Tensor};
+use burn::tensor::{Device, Gradients, Tensor, TensorData};
 
 use crate::data::DataError;
 use crate::dataset::{DeviceBatch, HostBatch, RunData};
 use crate::init::Init;
+use crate::kernels;
 use crate::metrics::{self, OutlierAccumulator, OutlierReport};
 use crate::model::{Model, ModelOutput};
 use crate::rng::{Rng, Stream};
@@ -45,14 +46,38 @@ const NO_DECAY: &[&str] = &[
     "head_bias",
 ];
 
-struct Moments {
+/// Where one parameter sits in the optimizer's flat buffers.
+#[derive(Clone, Debug, PartialEq)]
+struct Slot {
+    id: ParamId,
+    /// Values in the parameter.
+    n: usize,
+    /// Start of its segment in the flat buffers.
+    off: usize,
+    /// Whether weight decay applies (not to the [`NO_DECAY`] parameters).
+    decay: bool,
+}
+
+/// The optimizer state of every parameter, packed like the gradients (see [`kernels::pack`]).
+struct Flat {
+    slots: Vec<Slot>,
+    align: usize,
+    /// First moments. `[total]`
     m: Tensor<1>,
+    /// Second moments. `[total]`
     v: Tensor<1>,
+    /// 1 where weight decay applies, 0 elsewhere and on the padding. `[total]`
+    decay: Tensor<1>,
 }
 
 /// AdamW (PyTorch semantics: decoupled decay `p ← p·(1−lr·wd)`, bias-corrected moments).
 /// Written here rather than taken from burn-optim because the paper's recipe needs a global
 /// gradient-norm clip and a decay exclusion list, and both must stay on the device.
+///
+/// Every parameter, gradient and moment is packed into one flat buffer, so the norm and the
+/// update are one reduction and one fused elementwise launch for the whole model rather than
+/// two or three launches per parameter: in the browser a step's time is mostly per-launch
+/// cost. The updated parameters are views into the new flat buffer.
 pub struct AdamW {
     beta1: f64,
     beta2: f64,
@@ -60,7 +85,10 @@ pub struct AdamW {
     weight_decay: f64,
     clip: f64,
     t: i32,
-    state: HashMap<ParamId, Moments>,
+    state: Option<Flat>,
+    /// Moments of parameters that had no gradient at the last step, kept for when they
+    /// return (PyTorch skips such parameters and keeps their state).
+    parked: HashMap<ParamId, (Tensor<1>, Tensor<1>)>,
 }
 
 impl AdamW {
@@ -72,7 +100,8 @@ impl AdamW {
             weight_decay: spec.weight_decay,
             clip: spec.clip,
             t: 0,
-            state: HashMap::new(),
+            state: None,
+            parked: HashMap::new(),
         }
     }
 
@@ -80,6 +109,49 @@ impl AdamW {
     pub fn step<M: Module>(&mut self, model: M, mut grads: Gradients, lr: f64) -> (M, Tensor<1>) {
         let flat = collect_grads(&model, &mut grads);
         self.apply(model, flat, lr)
+    }
+
+    /// The moments for `slots`: last step's when the layout is unchanged (every step after
+    /// the first), else rebuilt parameter by parameter, starting at zero for new ones.
+    fn moments(&mut self, slots: &[Slot], align: usize, device: &Device) -> Flat {
+        let old = self.state.take();
+        if let Some(flat) = old.as_ref()
+            && flat.slots == slots
+            && flat.align == align
+        {
+            return old.expect("checked above");
+        }
+        // The layout changed: carry each parameter's moments over by id.
+        if let Some(f) = old {
+            for o in f.slots {
+                let seg = |t: &Tensor<1>| t.clone().slice(o.off..o.off + o.n); // [n]
+                self.parked.insert(o.id, (seg(&f.m), seg(&f.v)));
+            }
+        }
+        let (mut ms, mut vs) = (Vec::new(), Vec::new());
+        for s in slots {
+            let (m, v) = match self.parked.remove(&s.id) {
+                Some((m, v)) if m.dims()[0] == s.n => (m, v),
+                _ => (Tensor::zeros([s.n], device), Tensor::zeros([s.n], device)),
+            };
+            ms.push(m);
+            vs.push(v);
+        }
+        let m = kernels::pack(ms, align); // [total]
+        let v = kernels::pack(vs, align); // [total]
+        let total = m.dims()[0];
+        let mut mask = vec![0f32; total];
+        for s in slots.iter().filter(|s| s.decay) {
+            mask[s.off..s.off + s.n].fill(1.0);
+        }
+        let decay = Tensor::from_data(TensorData::new(mask, [total]), device);
+        Flat {
+            slots: slots.to_vec(),
+            align,
+            m,
+            v,
+            decay,
+        }
     }
 
     /// Applies one update from gradients already pulled out of the autodiff graph(s), keyed by
@@ -96,35 +168,126 @@ impl AdamW {
             .cloned()
             .expect("model has a device")
             .inner();
-        // Sum in parameter-visit order, not hash order, so the norm is bit-reproducible.
-        let mut order = OrderVisitor(Vec::new());
-        model.visit(&mut order);
-        let sq_sum = order
-            .0
-            .iter()
-            .filter_map(|id| flat_grads.get(id))
-            .map(|g| g.clone().powi_scalar(2).sum())
-            .reduce(|a, b| a + b);
-        let norm = sq_sum
-            .map(|s| s.sqrt())
-            .unwrap_or_else(|| Tensor::zeros([1], &device)); // [1]
+        // Parameter-visit order, not hash order, so the layout (and the norm) is reproducible.
+        let mut gather = Gather {
+            grads: flat_grads,
+            path: Vec::new(),
+            found: Vec::new(),
+        };
+        model.visit(&mut gather);
+        if gather.found.is_empty() {
+            return (model, Tensor::zeros([1], &device));
+        }
+        let align = if kernels::active(&device) {
+            kernels::PACK_ALIGN
+        } else {
+            1
+        };
+        let mut slots = Vec::with_capacity(gather.found.len());
+        let (mut params, mut grads) = (Vec::new(), Vec::new());
+        let mut off = 0;
+        for (id, decay, p, g) in gather.found {
+            let n = p.dims()[0];
+            slots.push(Slot { id, n, off, decay });
+            off += kernels::packed_len([n], align);
+            params.push(p);
+            grads.push(g);
+        }
+        let g = kernels::pack(grads, align); // [total]
+        let p = kernels::pack(params, align); // [total]
+        let norm = g.clone().powi_scalar(2).sum().sqrt(); // [1]
         // PyTorch's clip_grad_norm_: coefficient max_norm/(norm+1e-6), capped at 1.
-        let scale = (self.clip > 0.0).then(|| {
-            (norm.clone().add_scalar(1e-6))
+        let g = if self.clip > 0.0 {
+            let scale = (norm.clone().add_scalar(1e-6))
                 .recip()
                 .mul_scalar(self.clip)
-                .clamp_max(1.0)
-        });
-        self.t += 1;
-        let mut mapper = AdamWMapper {
-            opt: self,
-            grads: flat_grads,
-            scale,
-            lr,
-            path: Vec::new(),
+                .clamp_max(1.0); // [1]
+            g * scale // [total] · [1]
+        } else {
+            g
         };
-        let model = model.map(&mut mapper);
+        self.t += 1;
+        let (b1, b2) = (self.beta1, self.beta2);
+        let flat = self.moments(&slots, align, &device);
+        let m = flat.m.mul_scalar(b1) + g.clone().mul_scalar(1.0 - b1); // [total]
+        let v = flat.v.mul_scalar(b2) + g.powi_scalar(2).mul_scalar(1.0 - b2); // [total]
+        let bc1 = 1.0 - b1.powi(self.t);
+        let bc2 = 1.0 - b2.powi(self.t);
+        let p = if self.weight_decay > 0.0 {
+            p.clone() - (p * flat.decay.clone()).mul_scalar(lr * self.weight_decay)
+        } else {
+            p
+        };
+        // p ← p − lr·m̂/(√v̂ + ε), with m̂ = m/bc1 and v̂ = v/bc2.
+        let denom = v.clone().div_scalar(bc2).sqrt().add_scalar(self.eps);
+        let p = p - m.clone().div(denom).mul_scalar(lr / bc1); // [total]
+        self.state = Some(Flat { m, v, ..flat });
+        let mut scatter = Scatter {
+            p,
+            slots: slots.into_iter().map(|s| (s.id, s)).collect(),
+        };
+        let model = model.map(&mut scatter);
         (model, norm)
+    }
+}
+
+/// Collects, in visit order, each parameter that has a gradient: id, whether it decays, its
+/// values and its gradient, both flattened.
+struct Gather {
+    grads: HashMap<ParamId, Tensor<1>>,
+    path: Vec<String>,
+    found: Vec<(ParamId, bool, Tensor<1>, Tensor<1>)>,
+}
+
+impl ModuleVisitor for Gather {
+    fn enter_module(&mut self, name: &str, _container_type: &str) {
+        self.path.push(name.to_string());
+    }
+
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.path.pop();
+    }
+
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let Some(grad) = self.grads.remove(&param.id) else {
+            return;
+        };
+        // The field name, skipping list indices (`layers.0.bias` → `bias`).
+        let field = self
+            .path
+            .iter()
+            .rev()
+            .find(|p| p.parse::<usize>().is_err())
+            .map(String::as_str)
+            .unwrap_or("");
+        let p = param.val().inner();
+        let n = p.shape().num_elements();
+        self.found.push((
+            param.id,
+            !NO_DECAY.contains(&field),
+            p.reshape([n]), // [n]
+            grad,
+        ));
+    }
+}
+
+/// Replaces each updated parameter by its segment of the new flat buffer.
+struct Scatter {
+    p: Tensor<1>,
+    slots: HashMap<ParamId, Slot>,
+}
+
+impl ModuleMapper for Scatter {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        let Some(s) = self.slots.remove(&param.id) else {
+            return param;
+        };
+        let flat = &self.p;
+        param.map(|tensor| {
+            let shape = tensor.shape();
+            let p = flat.clone().slice(s.off..s.off + s.n); // [n]
+            Tensor::from_inner(p.reshape(shape)).require_grad()
+        })
     }
 }
 
@@ -136,14 +299,6 @@ pub fn collect_grads<M: Module>(model: &M, grads: &mut Gradients) -> HashMap<Par
     };
     model.visit(&mut collect);
     collect.out
-}
-
-struct OrderVisitor(Vec<ParamId>);
-
-impl ModuleVisitor for OrderVisitor {
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        self.0.push(param.id);
-    }
 }
 
 /// Gives every parameter a fresh autodiff leaf, so that a shard's graph shares no node with
@@ -168,73 +323,6 @@ impl ModuleVisitor for GradCollector<'_> {
             let n = g.shape().num_elements();
             self.out.insert(param.id, g.reshape([n])); // [n]
         }
-    }
-}
-
-struct AdamWMapper<'a> {
-    opt: &'a mut AdamW,
-    grads: HashMap<ParamId, Tensor<1>>,
-    scale: Option<Tensor<1>>,
-    lr: f64,
-    path: Vec<String>,
-}
-
-impl ModuleMapper for AdamWMapper<'_> {
-    fn enter_module(&mut self, name: &str, _container_type: &str) {
-        self.path.push(name.to_string());
-    }
-
-    fn exit_module(&mut self, _name: &str, _container_type: &str) {
-        self.path.pop();
-    }
-
-    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-        let Some(grad) = self.grads.remove(&param.id) else {
-            return param;
-        };
-        let field = self
-            .path
-            .iter()
-            .rev()
-            .find(|p| p.parse::<usize>().is_err())
-            .map(String::as_str)
-            .unwrap_or("");
-        let decay = !NO_DECAY.contains(&field);
-        let opt = &mut *self.opt;
-        let (lr, scale) = (self.lr, self.scale.clone());
-        let id = param.id;
-        param.map(|tensor| {
-            let shape = tensor.shape();
-            let n = shape.num_elements();
-            let p = tensor.inner().reshape([n]); // [n]
-            let g = match scale {
-                Some(s) => grad * s, // [n] · [1]
-                None => grad,
-            };
-            let (b1, b2) = (opt.beta1, opt.beta2);
-            let (m, v) = match opt.state.remove(&id) {
-                Some(Moments { m, v }) => (
-                    m.mul_scalar(b1) + g.clone().mul_scalar(1.0 - b1),
-                    v.mul_scalar(b2) + g.powi_scalar(2).mul_scalar(1.0 - b2),
-                ),
-                None => (
-                    g.clone().mul_scalar(1.0 - b1),
-                    g.powi_scalar(2).mul_scalar(1.0 - b2),
-                ),
-            };
-            let bc1 = 1.0 - b1.powi(opt.t);
-            let bc2 = 1.0 - b2.powi(opt.t);
-            let p = if decay && opt.weight_decay > 0.0 {
-                p.mul_scalar(1.0 - lr * opt.weight_decay)
-            } else {
-                p
-            };
-            // p ← p − lr·m̂/(√v̂ + ε), with m̂ = m/bc1 and v̂ = v/bc2.
-            let denom = v.clone().div_scalar(bc2).sqrt().add_scalar(opt.eps);
-            let p = p - m.clone().div(denom).mul_scalar(lr / bc1);
-            opt.state.insert(id, Moments { m, v });
-            Tensor::from_inner(p.reshape(shape)).require_grad()
-        })
     }
 }
 

@@ -397,3 +397,71 @@ fn linear_through_the_kernel_matches_burn_linear() {
         assert!(max_diff(&k, &r) < 1e-4, "bias={bias}: {}", max_diff(&k, &r));
     }
 }
+
+#[test]
+fn pack_kernel_matches_reference() {
+    let device = gpu();
+    // 13 parts is three launches (six a launch); lengths straddle the alignment and include
+    // a length-1 part and parts longer than a workgroup.
+    let lens = [1usize, 3, 64, 65, 200, 7, 1000, 4, 5, 130, 2, 9, 77];
+    let parts: Vec<Vec<f32>> = lens
+        .iter()
+        .enumerate()
+        .map(|(k, &n)| data(n, 1.0 + k as f32))
+        .collect();
+    let tensors = |d: &Device| -> Vec<Tensor<1>> {
+        parts
+            .iter()
+            .map(|p| Tensor::from_data(TensorData::new(p.clone(), [p.len()]), d))
+            .collect()
+    };
+    for align in [1usize, 4, 64] {
+        let k = vals(custom::pack(tensors(&device), align));
+        let r = vals(reference::pack(tensors(&Device::flex()), align));
+        // Built by hand: each part, then zeros to the next multiple of `align`.
+        let mut expect = Vec::new();
+        for p in &parts {
+            expect.extend_from_slice(p);
+            expect.resize(expect.len().div_ceil(align) * align, 0.0);
+        }
+        assert_eq!(k.len(), kernels::packed_len(lens, align), "align {align}");
+        assert_eq!(k, expect, "align {align}: kernel");
+        assert_eq!(r, expect, "align {align}: reference");
+    }
+    // Two views of one buffer in one launch (LayerNorm's γ and β gradients are the rows of
+    // one [2, n] tensor).
+    let both = Tensor::<2>::from_data(TensorData::new(data(2 * 64, 3.0), [2, 64]), &device);
+    let rows: Vec<Tensor<1>> = (0..2)
+        .map(|i| both.clone().slice([i..i + 1, 0..64]).reshape([64]))
+        .collect();
+    assert_eq!(vals(custom::pack(rows, 64)), data(2 * 64, 3.0));
+}
+
+#[test]
+fn pack_into_never_writes_a_buffer_someone_else_holds() {
+    use burn::backend::Dispatch;
+    use qtlab_core::kernels::KernelOps;
+    let device = gpu();
+    let dst = Tensor::<1>::zeros([8], &device);
+    let kept = dst.clone();
+    let a = Tensor::<1>::from_data(TensorData::new(vec![1.0f32, 2.0, 3.0], [3]), &device);
+    let s = || a.clone().into_dispatch();
+    let out: Tensor<1> = Tensor::from_dispatch(Dispatch::pack_into(
+        dst.into_dispatch(),
+        s(),
+        s(),
+        s(),
+        s(),
+        s(),
+        s(),
+        1,
+        4,
+        4,
+    ));
+    assert_eq!(vals(out), vec![0.0, 0.0, 0.0, 0.0, 1.0, 2.0, 3.0, 0.0]);
+    assert_eq!(
+        vals(kept),
+        vec![0.0; 8],
+        "the shared buffer was written in place"
+    );
+}

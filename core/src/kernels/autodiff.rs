@@ -267,6 +267,32 @@ impl<B: KernelOps, C: CheckpointStrategy> KernelOps for Autodiff<B, C> {
         ))
     }
 
+    fn pack_into(
+        dst: FloatTensor<Self>,
+        a: FloatTensor<Self>,
+        b: FloatTensor<Self>,
+        c: FloatTensor<Self>,
+        d: FloatTensor<Self>,
+        e: FloatTensor<Self>,
+        f: FloatTensor<Self>,
+        used: usize,
+        start: usize,
+        align: usize,
+    ) -> FloatTensor<Self> {
+        Self::from_inner(B::pack_into(
+            dst.into_primitive(),
+            a.into_primitive(),
+            b.into_primitive(),
+            c.into_primitive(),
+            d.into_primitive(),
+            e.into_primitive(),
+            f.into_primitive(),
+            used,
+            start,
+            align,
+        ))
+    }
+
     fn min_max(x: FloatTensor<Self>) -> FloatTensor<Self> {
         Self::from_inner(B::min_max(x.into_primitive()))
     }

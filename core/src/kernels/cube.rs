@@ -193,6 +193,33 @@ fn k_seq_stats(bins: usize) -> Wgsl {
     )
 }
 
+/// Inputs one pack launch takes: six, plus the output and the info buffer, is WebGPU's
+/// guaranteed eight storage buffers per shader stage.
+pub(crate) const PACK_MAX: usize = 6;
+/// Invocations per workgroup of the pack kernel.
+const PACK_WG: u32 = 64;
+
+/// The pack kernel for `n` inputs (bindings must match the launch exactly).
+fn k_pack(n: usize) -> Wgsl {
+    let inputs: Vec<String> = (0..n)
+        .map(|k| format!("@group(0) @binding({k}) var<storage, read_write> x{k}: array<f32>;"))
+        .collect();
+    let cases: Vec<String> = (0..n)
+        .map(|k| format!("        case {k}u: {{ return x{k}[i]; }}"))
+        .collect();
+    wgsl(
+        "pack",
+        include_str!("../../../shaders/pack.wgsl"),
+        PACK_WG,
+        &[
+            ("n", n.to_string()),
+            ("n_info", (n + 1).to_string()),
+            ("inputs", inputs.join("\n")),
+            ("cases", cases.join("\n")),
+        ],
+    )
+}
+
 /// Every shader variant the launches use (the histogram at 1 and `HIST_BINS` bins), as
 /// `(file name, complete WGSL)`: what `qtlab shaders` writes for the browser's compile test.
 pub fn instances() -> Vec<(String, String)> {
@@ -210,12 +237,13 @@ pub fn instances() -> Vec<(String, String)> {
     ]);
     ks.extend(["fwd", "stats", "bwd", "bwd_params"].map(k_layer_norm));
     ks.extend([k_seq_stats(1), k_seq_stats(crate::inspect::HIST_BINS)]);
+    ks.extend((1..=PACK_MAX).map(k_pack));
     ks.into_iter()
         .map(|k| {
             let tag: String = k
                 .vars
                 .iter()
-                .filter(|(n, _)| *n != "hmin" && *n != "hmax")
+                .filter(|(n, _)| !["hmin", "hmax", "inputs", "cases", "n_info"].contains(n))
                 .map(|(n, v)| format!("_{n}-{}", v.replace(['<', '>'], "")))
                 .collect();
             (format!("{}{tag}.wgsl", k.name), k.source().complete())
@@ -544,6 +572,68 @@ impl KernelOps for CubeBackend {
         ];
         launch(&x, k_min_max(false), CubeCount::Static(1, 1, 1), bufs);
         out
+    }
+
+    fn pack_into(
+        dst: FloatTensor<Self>,
+        a: FloatTensor<Self>,
+        b: FloatTensor<Self>,
+        c: FloatTensor<Self>,
+        d: FloatTensor<Self>,
+        e: FloatTensor<Self>,
+        f: FloatTensor<Self>,
+        used: usize,
+        start: usize,
+        align: usize,
+    ) -> FloatTensor<Self> {
+        let mut dst = f32_tensor(dst);
+        // In place is only safe when this is the buffer's sole owner (the optimizer's fresh
+        // buffer always is); otherwise write into a copy, as Burn's in-place ops do.
+        if !dst.can_mut() {
+            dst = dst.copy();
+        }
+        let inputs: Vec<CubeTensor> = [a, b, c, d, e, f]
+            .into_iter()
+            .take(used.clamp(1, PACK_MAX))
+            .map(f32_tensor)
+            .collect();
+        let align = align.max(1);
+        let total = dst.meta.shape().num_elements();
+        let mut meta = vec![0u32];
+        let (mut off, mut widest, mut bound) = (start, 0, Vec::new());
+        for x in inputs {
+            let len = x.meta.shape().num_elements();
+            let padded = len.div_ceil(align) * align;
+            assert!(
+                off + padded <= total,
+                "pack: segment {off}+{padded} past the buffer's {total} values"
+            );
+            // An empty input has an empty segment, and an empty buffer cannot be bound.
+            if len > 0 {
+                meta.extend([off as u32, len as u32, padded as u32]);
+                widest = widest.max(padded);
+                bound.push(x);
+            }
+            off += padded;
+        }
+        let inputs = bound;
+        if inputs.is_empty() {
+            return dst;
+        }
+        // One workgroup row per input; past WebGPU's group limit the invocations stride.
+        let groups = widest.div_ceil(PACK_WG as usize).min(MAX_GROUPS as usize) as u32;
+        meta[0] = groups * PACK_WG;
+        let meta = info(&dst, &meta);
+        let mut bufs: Vec<BufferBinding> =
+            inputs.iter().map(|t| t.handle.clone().binding()).collect();
+        bufs.extend([dst.handle.clone().binding(), meta.binding()]);
+        launch(
+            &dst,
+            k_pack(inputs.len()),
+            CubeCount::Static(groups, inputs.len() as u32, 1),
+            bufs,
+        );
+        dst
     }
 
     fn seq_stats(x: FloatTensor<Self>, range: FloatTensor<Self>, bins: usize) -> FloatTensor<Self> {

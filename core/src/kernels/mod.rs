@@ -179,6 +179,32 @@ pub fn min_max<const D: usize>(x: Tensor<D>) -> Tensor<1> {
     }
 }
 
+/// Segments of a [`pack`]ed buffer on a GPU device are padded to a multiple of this many
+/// values: 64 f32 are 256 bytes, WebGPU's storage-offset alignment, so a segment sliced back
+/// out is a view, not a copy.
+pub const PACK_ALIGN: usize = 64;
+
+/// Length of a [`pack`] of parts with lengths `lens`.
+pub fn packed_len(lens: impl IntoIterator<Item = usize>, align: usize) -> usize {
+    let align = align.max(1);
+    lens.into_iter().map(|n| n.div_ceil(align) * align).sum()
+}
+
+/// The parts one after another, each followed by zeros up to a multiple of `align` values:
+/// one flat buffer that an optimizer can reduce and update in one launch each. A GPU device
+/// fills it six parts per launch; `Tensor::cat` takes one copy per part.
+///
+/// # Shapes
+/// - `parts`: at least one, each `[n_i]` → `[packed_len(n_i, align)]`
+pub fn pack(parts: Vec<Tensor<1>>, align: usize) -> Tensor<1> {
+    assert!(!parts.is_empty(), "pack needs at least one part");
+    if active(&parts[0].device()) {
+        custom::pack(parts, align)
+    } else {
+        reference::pack(parts, align)
+    }
+}
+
 /// Per-sequence outlier statistics and a histogram of `bins` equal bins over
 /// [−range, range] (edge bins take what lies beyond; NaNs are not counted). No gradient.
 ///
@@ -263,6 +289,34 @@ pub mod custom {
         ))
     }
 
+    pub fn pack(parts: Vec<Tensor<1>>, align: usize) -> Tensor<1> {
+        let lens: Vec<usize> = parts.iter().map(|p| p.dims()[0]).collect();
+        let total = super::packed_len(lens.iter().copied(), align);
+        let mut dst = Tensor::<1>::empty([total], &parts[0].device()); // [total]
+        let mut start = 0;
+        for (chunk, lens) in parts
+            .chunks(super::cube::PACK_MAX)
+            .zip(lens.chunks(super::cube::PACK_MAX))
+        {
+            // Unused slots repeat the first part; the launch binds only `used` of them.
+            let slot = |k: usize| chunk.get(k).unwrap_or(&chunk[0]).clone().into_dispatch();
+            dst = Tensor::from_dispatch(Dispatch::pack_into(
+                dst.into_dispatch(),
+                slot(0),
+                slot(1),
+                slot(2),
+                slot(3),
+                slot(4),
+                slot(5),
+                chunk.len(),
+                start,
+                align,
+            ));
+            start += super::packed_len(lens.iter().copied(), align);
+        }
+        dst
+    }
+
     /// `[batch, M, K] · [batch, K, N]`.
     pub fn matmul(a: Tensor<3>, b: Tensor<3>) -> Tensor<3> {
         Tensor::from_dispatch(Dispatch::matmul(a.into_dispatch(), b.into_dispatch()))
@@ -310,6 +364,21 @@ pub mod reference {
 
     pub fn matmul(a: Tensor<3>, b: Tensor<3>) -> Tensor<3> {
         a.matmul(b)
+    }
+
+    pub fn pack(parts: Vec<Tensor<1>>, align: usize) -> Tensor<1> {
+        let align = align.max(1);
+        let mut all = Vec::with_capacity(2 * parts.len());
+        for p in parts {
+            let n = p.dims()[0];
+            let pad = n.div_ceil(align) * align - n;
+            let device = p.device();
+            all.push(p);
+            if pad > 0 {
+                all.push(Tensor::zeros([pad], &device));
+            }
+        }
+        Tensor::cat(all, 0)
     }
 
     pub fn layer_norm<const D: usize>(

@@ -80,6 +80,24 @@ pub trait KernelOps: Backend {
     #[fusion(dtype = x, shape = pair_shape(x))]
     fn min_max(x: FloatTensor<Self>) -> FloatTensor<Self>;
 
+    /// Writes the first `used` (1–6) of `a`…`f` into `dst` from element `start` on, each
+    /// followed by zeros up to a multiple of `align` values, and returns `dst` (written in
+    /// place when nothing else holds it). See `kernels::pack`.
+    #[allow(clippy::too_many_arguments)]
+    #[fusion(dtype = dst, shape = dst)]
+    fn pack_into(
+        dst: FloatTensor<Self>,
+        a: FloatTensor<Self>,
+        b: FloatTensor<Self>,
+        c: FloatTensor<Self>,
+        d: FloatTensor<Self>,
+        e: FloatTensor<Self>,
+        f: FloatTensor<Self>,
+        used: usize,
+        start: usize,
+        align: usize,
+    ) -> FloatTensor<Self>;
+
     /// `[batch, n]` → `[batch, 4 + bins]` outlier statistics (see `kernels::seq_stats`).
     #[fusion(dtype = x, shape = stats_shape(x, bins))]
     fn seq_stats(x: FloatTensor<Self>, range: FloatTensor<Self>, bins: usize) -> FloatTensor<Self>;
