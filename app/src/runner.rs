@@ -190,6 +190,8 @@ pub struct Engine {
     /// Whether the current lanes train on the GPU.
     pub on_gpu: bool,
     pub upload: Option<Upload>,
+    /// The built-in tinyshakespeare text once downloaded (see [`fetch_builtin`]).
+    pub shakespeare: Option<String>,
 }
 
 thread_local! {
@@ -229,9 +231,41 @@ pub fn load_data(spec: &RunSpec) -> Result<RunData, String> {
                 }
             }
         }
+        DataSource::Shakespeare if spec.model != qtlab_core::spec::ModelKind::Vit => {
+            with_engine(|e| e.shakespeare.clone())
+        }
         _ => None,
     };
     RunData::load(spec, text).map_err(|e| e.to_string())
+}
+
+/// Where the app serves the built-in tinyshakespeare text (copied from `public/data/`). It is
+/// fetched on first use rather than compiled in: 1.1 MB the other corpora do not need.
+pub const SHAKESPEARE_URL: &str = "data/tinyshakespeare.txt";
+
+/// Downloads the built-in corpus `spec` trains on, once per session; a no-op for the others.
+pub async fn fetch_builtin(spec: &RunSpec) -> Result<(), String> {
+    use qtlab_core::spec::DataSource;
+    if spec.data != DataSource::Shakespeare || with_engine(|e| e.shakespeare.is_some()) {
+        return Ok(());
+    }
+    let fail = |why: &str| format!("could not download the built-in tinyshakespeare text ({why})");
+    let window = web_sys::window().ok_or_else(|| fail("no window"))?;
+    let resp = JsFuture::from(window.fetch_with_str(SHAKESPEARE_URL))
+        .await
+        .map_err(|_| fail("network error"))?;
+    let resp: web_sys::Response = resp.dyn_into().map_err(|_| fail("not a response"))?;
+    if !resp.ok() {
+        return Err(fail(&format!("HTTP {}", resp.status())));
+    }
+    let buf = JsFuture::from(resp.array_buffer().map_err(|_| fail("no body"))?)
+        .await
+        .map_err(|_| fail("the body could not be read"))?;
+    let bytes = js_sys::Uint8Array::new(&buf).to_vec();
+    let text = qtlab_core::data::text_file::text_from_bytes("tinyshakespeare", &bytes)
+        .map_err(|e| e.to_string())?;
+    with_engine(|e| e.shakespeare = Some(text));
+    Ok(())
 }
 
 /// A promise that resolves after `ms` milliseconds: lets the browser paint and handle input

@@ -121,6 +121,20 @@ fn ensure_lanes(ctx: &Ctx) -> bool {
 
 /// Trains every lane round-robin until paused, done, reset, or (with `single`) one step each.
 async fn run_loop(ctx: Ctx, single: bool) {
+    let spec = ctx.app.get_untracked().spec;
+    if spec.data == qtlab_core::spec::DataSource::Shakespeare
+        && with_engine(|e| e.shakespeare.is_none())
+    {
+        ctx.phase.set(Phase::Warming(
+            "downloading tinyshakespeare (1.1 MB)…".into(),
+        ));
+        if let Err(e) = runner::fetch_builtin(&spec).await {
+            ctx.notes.set(vec![e]);
+            ctx.phase.set(Phase::Idle);
+            ctx.running.set(false);
+            return;
+        }
+    }
     if !ensure_lanes(&ctx) {
         ctx.running.set(false);
         return;
@@ -857,6 +871,7 @@ fn data_box(ctx: Ctx) -> impl IntoView {
             <legend>"Data"</legend>
             <p class="hint" id="data-now">{move || ctx.app.with(|a| match &a.spec.data {
                 qtlab_core::spec::DataSource::Synthetic => "Built-in synthetic English-like corpus.".to_string(),
+                qtlab_core::spec::DataSource::Shakespeare => "tinyshakespeare: 1.1 MB of Shakespeare's plays, the corpus of the paper-style tables in docs/results.md.".to_string(),
                 qtlab_core::spec::DataSource::File(n) => format!("Your file: {n}"),
             })}</p>
             <label class="ctl" for="upload"><span>{format!("Upload text (UTF-8, ≤ {cap_mb} MB)")}</span>
@@ -867,6 +882,12 @@ fn data_box(ctx: Ctx) -> impl IntoView {
                 ctx.app.set(a);
                 reset(&ctx);
             }>"Use the built-in corpus"</button>
+            <button class="small" id="use-shakespeare" on:click=move |_| {
+                let mut a = ctx.app.get_untracked();
+                let _ = a.spec.set("data", "tinyshakespeare");
+                ctx.app.set(a);
+                reset(&ctx);
+            }>"Use tinyshakespeare"</button>
         </fieldset>
     }
 }
@@ -1344,6 +1365,10 @@ const PRESETS: &[(&str, &str)] = &[
     (
         "ViT on synthetic shapes",
         "model=vit&attn=gated&steps=300&cmp=vanilla",
+    ),
+    (
+        "Shakespeare: BERT lr 3e-3, no decay (vanilla breaks first at A5)",
+        "data=tinyshakespeare&lr=0.003&wd=0&steps=3000&warmup=100&alpha=0.5&attn=gated&cmp=vanilla,clipped&eval_every=500&q=w8a8,w8a6,w8a5,w8a4",
     ),
     (
         "Real GPU: BERT 4 layers, d 128, seq 64",

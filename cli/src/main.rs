@@ -34,7 +34,7 @@ USAGE:
   qtlab help
 
 Every spec key is also a flag: --model bert|opt|vit, --attn vanilla|clipped|gated|softmax1|sink,
---steps N, --seed N, --data synthetic|<path>, --gamma, --zeta, --alpha, --gate uph|cph|linear|mlp|allheads,
+--steps N, --seed N, --data synthetic|tinyshakespeare|<path>, --gamma, --zeta, --alpha, --gate uph|cph|linear|mlp|allheads,
 --pi, --layers, --d, --heads, --ffn, --seq, --batch, --lr, --warmup, --wd, ...
 Flags after --spec override the spec's values.
 
@@ -183,8 +183,12 @@ fn parse_args(args: &[String]) -> Result<(RunSpec, RunOpts), String> {
                     .parse()
                     .map_err(|_| format!("--bench-steps expects a number, got `{value}`"))?
             }
-            // `--data <path>` is the CLI's shorthand for `data=file:<path>`.
-            "data" if value != "synthetic" && !value.starts_with("file:") => {
+            // `--data <path>` is the CLI's shorthand for `data=file:<path>`; `synthetic` and
+            // `tinyshakespeare` name the built-in corpora.
+            "data"
+                if !["synthetic", "tinyshakespeare"].contains(&value.as_str())
+                    && !value.starts_with("file:") =>
+            {
                 sets.push(("data".into(), format!("file:{value}")))
             }
             k if KEYS.contains(&k) => sets.push((k.to_string(), value)),

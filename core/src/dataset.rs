@@ -83,6 +83,19 @@ impl RunData {
             (_, DataSource::Synthetic) => {
                 Ok(RunData::Text(TextCorpus::synthetic(spec.seed, SYNTH_CHARS)))
             }
+            (_, DataSource::Shakespeare) => {
+                let text = match file_text {
+                    Some(t) => t,
+                    None => data::builtin_shakespeare()
+                        .ok_or(DataError::NotLoaded {
+                            name: "tinyshakespeare".into(),
+                        })?
+                        .to_owned(),
+                };
+                let corpus = TextCorpus::from_text(&text, 0.1)?;
+                corpus.check_window(text_window(spec))?;
+                Ok(RunData::Text(corpus))
+            }
             (_, DataSource::File(path)) => {
                 let text = match file_text {
                     Some(t) => t,
@@ -286,5 +299,42 @@ impl HostBatch {
             weight_sum: self.weight.iter().sum(),
             delim: Tensor::from_data(TensorData::new(self.delim.clone(), [b, t]), device),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn built_in_shakespeare_is_the_same_corpus_as_the_file() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../public/data/tinyshakespeare.txt"
+        );
+        let spec = |data: &str| RunSpec::parse(&format!("data={data}")).unwrap();
+        let built_in = RunData::load(&spec("tinyshakespeare"), None).unwrap();
+        let file = RunData::load(&spec(&format!("file:{path}")), None).unwrap();
+        // tinyshakespeare has 65 distinct characters, plus the special tokens.
+        assert!(built_in.vocab_size() > 65, "{}", built_in.vocab_size());
+        assert_eq!(built_in.vocab_size(), file.vocab_size());
+        let s = spec("tinyshakespeare");
+        let batch = |d: &RunData| {
+            let mut order = Rng::stream(s.seed, Stream::Order);
+            let mut mask = Rng::stream(s.seed, Stream::Mask);
+            d.train_batch(&s, &mut order, &mut mask).target
+        };
+        assert_eq!(batch(&built_in), batch(&file));
+        // Text the caller supplies (the browser's download) takes the embedded copy's place.
+        let Err(short) = RunData::load(&s, Some("ab".repeat(50))) else {
+            panic!("100 characters made a corpus");
+        };
+        assert!(
+            matches!(
+                short,
+                DataError::TooShort { .. } | DataError::SplitTooSmall { .. }
+            ),
+            "{short}"
+        );
     }
 }

@@ -137,12 +137,15 @@ pub enum GateKind {
     AllHeads,
 }
 
-/// Where training text comes from. Text: `synthetic` or `file:<name>`.
+/// Where training text comes from. Text: `synthetic`, `tinyshakespeare` or `file:<name>`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(into = "String", try_from = "String")]
 pub enum DataSource {
     /// The built-in synthetic generator (the only source `model=vit` accepts).
     Synthetic,
+    /// The built-in tinyshakespeare text (Karpathy's char-rnn corpus, 1.1 MB, public domain),
+    /// the corpus of docs/results.md: native builds embed it, the browser app fetches it.
+    Shakespeare,
     /// A named text file; the name is opaque here and resolved by the caller.
     File(String),
 }
@@ -221,6 +224,7 @@ impl fmt::Display for DataSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             DataSource::Synthetic => f.write_str("synthetic"),
+            DataSource::Shakespeare => f.write_str("tinyshakespeare"),
             DataSource::File(name) => write!(f, "file:{name}"),
         }
     }
@@ -233,9 +237,12 @@ impl FromStr for DataSource {
         if s == "synthetic" {
             return Ok(DataSource::Synthetic);
         }
+        if s == "tinyshakespeare" {
+            return Ok(DataSource::Shakespeare);
+        }
         let Some(name) = s.strip_prefix("file:") else {
             return Err(format!(
-                "expected `synthetic` or `file:<name>`, got `{}`",
+                "expected `synthetic`, `tinyshakespeare` or `file:<name>`, got `{}`",
                 echo(s)
             ));
         };
@@ -634,7 +641,7 @@ impl RunSpec {
                     ),
                 ));
             }
-            if let DataSource::File(_) = self.data {
+            if self.data != DataSource::Synthetic {
                 return Err(SpecError::new(
                     "data",
                     "model=vit trains on built-in synthetic images; only `synthetic` is allowed",
@@ -1334,6 +1341,8 @@ mod tests {
             ("lr=10.5", "lr"),
             ("img=30&patch=4", "patch"),
             ("model=vit&data=file:x.txt", "data"),
+            ("model=vit&data=tinyshakespeare", "data"),
+            ("data=shakespeare", "data"),
             ("model=vit&img=512&patch=4", "patch"),
             ("alpha=0", "alpha"),
             ("alpha=-1", "alpha"),
@@ -1641,5 +1650,15 @@ mod tests {
         }
         assert_eq!(GateKind::UnconditionalPerHead.to_string(), "uph");
         assert!("Linear".parse::<GateKind>().is_err());
+        for d in [
+            DataSource::Synthetic,
+            DataSource::Shakespeare,
+            DataSource::File("tinyshakespeare".into()),
+        ] {
+            assert_eq!(d.to_string().parse::<DataSource>(), Ok(d.clone()));
+        }
+        let spec = RunSpec::parse("data=tinyshakespeare").unwrap();
+        assert_eq!(spec.data, DataSource::Shakespeare);
+        assert!(spec.to_canonical().contains("data=tinyshakespeare"));
     }
 }

@@ -59,6 +59,8 @@ pub enum DataError {
         chars: usize,
         needed: usize,
     },
+    /// A built-in corpus that this build does not embed and the caller did not supply.
+    NotLoaded { name: String },
     /// The validation fraction is not strictly between 0 and 1.
     BadValFraction { fraction: f64 },
     /// After splitting, the training or validation part holds fewer tokens than one window.
@@ -69,12 +71,29 @@ pub enum DataError {
     },
 }
 
+/// The built-in tinyshakespeare text, embedded in native builds (the CLI, the tests). The
+/// browser app does not embed it, to keep the download small; it fetches `data/` instead.
+pub fn builtin_shakespeare() -> Option<&'static str> {
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        Some(include_str!("../../../public/data/tinyshakespeare.txt"))
+    }
+    #[cfg(target_arch = "wasm32")]
+    {
+        None
+    }
+}
+
 impl fmt::Display for DataError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             DataError::Io { name, source } => {
                 write!(f, "could not read \"{name}\": {source}")
             }
+            DataError::NotLoaded { name } => write!(
+                f,
+                "the built-in corpus `{name}` is not loaded yet (the app downloads it from data/)"
+            ),
             DataError::Empty { name } => {
                 write!(
                     f,
