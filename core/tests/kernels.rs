@@ -321,10 +321,16 @@ fn dispatch_picks_kernel_on_gpu_and_reference_on_cpu() {
 fn matmul_kernel_matches_reference() {
     let device = gpu().autodiff();
     // (batch, M, K, N): tiles that do not divide, single elements, K = 1, a long K.
-    // The first two take the vec4 kernel (K, N multiples of 4), the rest the strided one.
+    // The first five take the vec4 kernels (K, N multiples of 4), the rest the strided one.
+    // Where M, K, N all divide by 4 the backward pass's Aᵀ·dC and dC·Bᵀ (and matmul_t's
+    // forward) read the transposed views in place: the _tn and _nt kernels, including a
+    // partial row tile (12 and 36 rows against tiles of 8).
     for (batch, m, k, n) in [
         (2, 9, 8, 12),
         (1, 33, 300, 8),
+        (2, 8, 12, 16),
+        (1, 4, 4, 4),
+        (1, 20, 36, 4),
         (1, 1, 1, 1),
         (3, 5, 7, 9),
         (2, 33, 17, 6),

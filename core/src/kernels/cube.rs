@@ -184,6 +184,34 @@ fn k_matmul_vec4() -> Wgsl {
     )
 }
 
+/// The vec4 matmul with A stored transposed (`[batch, K, M]`).
+fn k_matmul_vec4_tn() -> Wgsl {
+    wgsl(
+        "matmul_vec4_tn",
+        include_str!("../../../shaders/matmul_vec4_tn.wgsl"),
+        MATMUL_WG,
+        &[("tm", MATMUL_TM.to_string())],
+    )
+}
+
+/// The vec4 matmul with B stored transposed (`[batch, N, K]`).
+fn k_matmul_vec4_nt() -> Wgsl {
+    wgsl(
+        "matmul_vec4_nt",
+        include_str!("../../../shaders/matmul_vec4_nt.wgsl"),
+        MATMUL_WG,
+        &[("tm", MATMUL_TM.to_string())],
+    )
+}
+
+/// Whether `t` (`[batch, rows, cols]`) is the swapped view of a contiguous `[batch, cols, rows]`
+/// tensor, which the transposed matmul kernels read in place.
+fn is_swapped(t: &CubeTensor) -> bool {
+    let (sh, st) = (t.meta.shape(), t.meta.strides());
+    let (batch, rows, cols) = (sh[0], sh[1], sh[2]);
+    !t.is_contiguous() && st[1] == 1 && st[2] == rows && (batch == 1 || st[0] == rows * cols)
+}
+
 fn k_seq_stats(bins: usize) -> Wgsl {
     wgsl(
         "seq_stats",
@@ -234,6 +262,8 @@ pub fn instances() -> Vec<(String, String)> {
         k_min_max(true),
         k_matmul(),
         k_matmul_vec4(),
+        k_matmul_vec4_tn(),
+        k_matmul_vec4_nt(),
     ]);
     ks.extend(["fwd", "stats", "bwd", "bwd_params"].map(k_layer_norm));
     ks.extend([k_seq_stats(1), k_seq_stats(crate::inspect::HIST_BINS)]);
@@ -508,8 +538,14 @@ impl KernelOps for CubeBackend {
             return out;
         }
         if k % 4 == 0 && n % 4 == 0 {
-            // The vec4 kernel wants both operands packed; a transposed view costs one copy.
-            let (a, b) = (into_contiguous(a), into_contiguous(b));
+            // The vec4 kernels want each operand packed, either way round: a backward pass's
+            // transposed view (Aᵀ·dC, dC·Bᵀ, Q·Kᵀ) is read as stored; anything else costs one
+            // copy, which in the browser is one more launch.
+            let (kernel, a, b) = match (is_swapped(&a) && m % 4 == 0, is_swapped(&b)) {
+                (true, false) => (k_matmul_vec4_tn(), a, into_contiguous(b)),
+                (false, true) => (k_matmul_vec4_nt(), into_contiguous(a), b),
+                _ => (k_matmul_vec4(), into_contiguous(a), into_contiguous(b)),
+            };
             let tiles = batch * m.div_ceil(MATMUL_TM as usize) * (n / 4);
             let (count, gx) = grid(tiles.div_ceil(MATMUL_WG as usize));
             let meta = [batch, m, n, k].map(|v| v as u32);
@@ -520,7 +556,7 @@ impl KernelOps for CubeBackend {
                 out.handle.clone().binding(),
                 meta.binding(),
             ];
-            launch(&a, k_matmul_vec4(), count, bufs);
+            launch(&a, kernel, count, bufs);
             return out;
         }
         // Any other shape: scalar loads through the operands' strides, read in place.
