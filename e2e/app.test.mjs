@@ -288,6 +288,27 @@ await test('uploads: empty, binary, non-UTF-8 and tiny files get a message; a re
   await ctx.close();
 });
 
+await test('the Shakespeare preset sets its recipe; the built-in corpus downloads and trains', async () => {
+  const { page, ctx, errors } = await open(b, `${server.url}#${TINY}&backend=cpu&cmp=`);
+  const label = await page.$eval('#preset', (s) => [...s.options].map((o) => o.value).find((v) => /Shakespeare/.test(v)));
+  assert.ok(label, 'a Shakespeare preset is listed');
+  await page.selectOption('#preset', label);
+  await page.waitForFunction(() => /data=tinyshakespeare/.test(location.hash) && /lr=3e-3&/.test(location.hash) && /wd=0&/.test(location.hash));
+  assert.match(await page.textContent('#data-now'), /tinyshakespeare/);
+  // Train the tiny model on it: the download happens on Run, then steps follow.
+  await page.goto(`${server.url}#${TINY}&backend=cpu&cmp=&data=tinyshakespeare`);
+  await page.reload();
+  await page.waitForFunction(() => !document.querySelector('#phase').textContent.includes('Looking for a GPU'), null, { timeout: 120000 });
+  await page.click('#run');
+  await waitDone(page);
+  const rec = await exportRecord(page);
+  assert.equal(rec.lanes[0].losses.length, 4);
+  assert.match(rec.lanes[0].spec, /data=tinyshakespeare/);
+  assert.ok(rec.lanes[0].losses.every(([, x]) => Number.isFinite(x)));
+  assert.deepEqual(errors, []);
+  await ctx.close();
+});
+
 await test('divergence stops the run with a message and keeps the curves', async () => {
   // lr=10 alone does not blow up a LayerNorm'd toy model, so NaN weights are injected at step 3.
   const { page, ctx, errors } = await open(b, `${server.url}#v=1&layers=1&d=16&heads=2&ffn=32&seq=8&batch=4&eval_every=5&eval_batches=1&backend=cpu&cmp=vanilla&lr=10&steps=50`);
