@@ -192,6 +192,8 @@ pub struct Engine {
     pub upload: Option<Upload>,
     /// The built-in tinyshakespeare text once downloaded (see [`fetch_builtin`]).
     pub shakespeare: Option<String>,
+    /// A download of it is under way: no run may start meanwhile.
+    pub downloading: bool,
 }
 
 thread_local! {
@@ -262,6 +264,14 @@ pub async fn fetch_builtin(spec: &RunSpec) -> Result<(), String> {
         .await
         .map_err(|_| fail("the body could not be read"))?;
     let bytes = js_sys::Uint8Array::new(&buf).to_vec();
+    // A server's HTML fallback page or a rewritten copy must not become training text.
+    if bytes.len() != qtlab_core::data::SHAKESPEARE_BYTES {
+        return Err(fail(&format!(
+            "got {} bytes, expected {}",
+            bytes.len(),
+            qtlab_core::data::SHAKESPEARE_BYTES
+        )));
+    }
     let text = qtlab_core::data::text_file::text_from_bytes("tinyshakespeare", &bytes)
         .map_err(|e| e.to_string())?;
     with_engine(|e| e.shakespeare = Some(text));

@@ -128,8 +128,21 @@ async fn run_loop(ctx: Ctx, single: bool) {
         ctx.phase.set(Phase::Warming(
             "downloading tinyshakespeare (1.1 MB)…".into(),
         ));
-        if let Err(e) = runner::fetch_builtin(&spec).await {
+        // While the download runs no second loop may start (see `start`), and a reset in the
+        // meantime ends this one: the lanes it would build are for a spec no longer shown.
+        let generation = with_engine(|e| {
+            e.downloading = true;
+            e.generation
+        });
+        let fetched = runner::fetch_builtin(&spec).await;
+        let reset_meanwhile = with_engine(|e| {
+            e.downloading = false;
+            e.generation != generation
+        });
+        if let Err(e) = fetched {
             ctx.notes.set(vec![e]);
+        }
+        if reset_meanwhile || with_engine(|e| e.shakespeare.is_none()) {
             ctx.phase.set(Phase::Idle);
             ctx.running.set(false);
             return;
@@ -344,6 +357,7 @@ fn current_record(ctx: &Ctx) -> AppRecord {
 
 fn start(ctx: Ctx, single: bool) {
     if ctx.running.get_untracked()
+        || with_engine(|e| e.downloading)
         || matches!(
             ctx.phase.get_untracked(),
             Phase::Probing | Phase::Quantizing(_)

@@ -314,6 +314,9 @@ mod tests {
         );
         let spec = |data: &str| RunSpec::parse(&format!("data={data}")).unwrap();
         let built_in = RunData::load(&spec("tinyshakespeare"), None).unwrap();
+        let embedded = data::builtin_shakespeare().unwrap();
+        assert_eq!(embedded.len(), data::SHAKESPEARE_BYTES);
+        assert_eq!(embedded, std::fs::read_to_string(path).unwrap());
         let file = RunData::load(&spec(&format!("file:{path}")), None).unwrap();
         // tinyshakespeare has 65 distinct characters, plus the special tokens.
         assert!(built_in.vocab_size() > 65, "{}", built_in.vocab_size());

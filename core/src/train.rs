@@ -124,7 +124,7 @@ impl AdamW {
         // The layout changed: carry each parameter's moments over by id.
         if let Some(f) = old {
             for o in f.slots {
-                let seg = |t: &Tensor<1>| t.clone().slice(o.off..o.off + o.n); // [n]
+                let seg = |t: &Tensor<1>| kernels::segment(t.clone(), o.off, o.n); // [n]
                 self.parked.insert(o.id, (seg(&f.m), seg(&f.v)));
             }
         }
@@ -173,8 +173,11 @@ impl AdamW {
             grads: flat_grads,
             path: Vec::new(),
             found: Vec::new(),
+            all: std::collections::HashSet::new(),
         };
         model.visit(&mut gather);
+        // Moments parked for parameters the model no longer has would pin old buffers forever.
+        self.parked.retain(|id, _| gather.all.contains(id));
         if gather.found.is_empty() {
             return (model, Tensor::zeros([1], &device));
         }
@@ -214,7 +217,12 @@ impl AdamW {
         let bc1 = 1.0 - b1.powi(self.t);
         let bc2 = 1.0 - b2.powi(self.t);
         let p = if self.weight_decay > 0.0 {
-            p.clone() - (p * flat.decay.clone()).mul_scalar(lr * self.weight_decay)
+            // p·(1 − lr·wd·mask): exempt values are multiplied by exactly 1.
+            p * flat
+                .decay
+                .clone()
+                .mul_scalar(-lr * self.weight_decay)
+                .add_scalar(1.0)
         } else {
             p
         };
@@ -237,6 +245,8 @@ struct Gather {
     grads: HashMap<ParamId, Tensor<1>>,
     path: Vec<String>,
     found: Vec<(ParamId, bool, Tensor<1>, Tensor<1>)>,
+    /// Every parameter, with a gradient or not.
+    all: std::collections::HashSet<ParamId>,
 }
 
 impl ModuleVisitor for Gather {
@@ -249,6 +259,7 @@ impl ModuleVisitor for Gather {
     }
 
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        self.all.insert(param.id);
         let Some(grad) = self.grads.remove(&param.id) else {
             return;
         };
@@ -285,7 +296,7 @@ impl ModuleMapper for Scatter {
         let flat = &self.p;
         param.map(|tensor| {
             let shape = tensor.shape();
-            let p = flat.clone().slice(s.off..s.off + s.n); // [n]
+            let p = kernels::segment(flat.clone(), s.off, s.n); // [n], a view on a GPU
             Tensor::from_inner(p.reshape(shape)).require_grad()
         })
     }

@@ -471,3 +471,27 @@ fn pack_into_never_writes_a_buffer_someone_else_holds() {
         "the shared buffer was written in place"
     );
 }
+
+#[test]
+fn segments_of_a_flat_buffer_read_back_their_values() {
+    let device = gpu();
+    let v = data(300, 2.0);
+    let flat = Tensor::<1>::from_data(TensorData::new(v.clone(), [300]), &device);
+    // Aligned starts are views (the optimizer's parameters), ending anywhere; other starts
+    // are copies. Both must read the right values, and a view must survive the flat tensor.
+    for (off, n) in [
+        (0usize, 300usize),
+        (0, 5),
+        (64, 70),
+        (128, 1),
+        (192, 108),
+        (3, 10),
+        (65, 64),
+    ] {
+        let seg = kernels::segment(flat.clone(), off, n);
+        assert_eq!(vals(seg), v[off..off + n].to_vec(), "off {off} n {n}");
+    }
+    let kept = kernels::segment(flat, 64, 70).reshape([7, 10]);
+    assert_eq!(vals(kept.clone().sum_dim(1).reshape([7])).len(), 7);
+    assert_eq!(vals(kept.reshape([70])), v[64..134].to_vec());
+}

@@ -71,6 +71,9 @@ pub enum DataError {
     },
 }
 
+/// Bytes of the built-in tinyshakespeare text: the app checks its download against this.
+pub const SHAKESPEARE_BYTES: usize = 1_115_394;
+
 /// The built-in tinyshakespeare text, embedded in native builds (the CLI, the tests). The
 /// browser app does not embed it, to keep the download small; it fetches `data/` instead.
 pub fn builtin_shakespeare() -> Option<&'static str> {

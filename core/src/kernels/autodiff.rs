@@ -293,6 +293,10 @@ impl<B: KernelOps, C: CheckpointStrategy> KernelOps for Autodiff<B, C> {
         ))
     }
 
+    fn segment(flat: FloatTensor<Self>, off: usize, n: usize) -> FloatTensor<Self> {
+        Self::from_inner(B::segment(flat.into_primitive(), off, n))
+    }
+
     fn min_max(x: FloatTensor<Self>) -> FloatTensor<Self> {
         Self::from_inner(B::min_max(x.into_primitive()))
     }

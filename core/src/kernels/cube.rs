@@ -281,6 +281,23 @@ pub fn instances() -> Vec<(String, String)> {
         .collect()
 }
 
+/// Burn's slice (a copy unless both ends are aligned), reached through the generic bound
+/// because the concrete backend does not name its tensor-ops trait.
+fn slice_copy<B: burn::backend::Backend>(
+    t: FloatTensor<B>,
+    off: usize,
+    n: usize,
+) -> FloatTensor<B> {
+    B::float_slice(
+        t,
+        &[burn::tensor::Slice::new(
+            off as isize,
+            Some((off + n) as isize),
+            1,
+        )],
+    )
+}
+
 fn f32_tensor(x: FloatTensor<CubeBackend>) -> CubeTensor {
     assert_eq!(x.dtype, DType::F32, "qtlab kernels are f32 only");
     into_contiguous(x)
@@ -670,6 +687,32 @@ impl KernelOps for CubeBackend {
             bufs,
         );
         dst
+    }
+
+    fn segment(flat: FloatTensor<Self>, off: usize, n: usize) -> FloatTensor<Self> {
+        let flat = f32_tensor(flat);
+        let total = flat.meta.shape().num_elements();
+        assert!(off + n <= total, "segment {off}+{n} past {total} values");
+        let size = flat.dtype.size();
+        let align = flat.client.properties().memory.alignment as usize;
+        // Burn's own slice also wants the end aligned, which would copy every parameter whose
+        // size is not a multiple of 64; WebGPU only needs the start aligned and the size a
+        // multiple of 4 bytes.
+        if n == 0 || !(off * size).is_multiple_of(align) {
+            return slice_copy::<CubeBackend>(flat, off, n);
+        }
+        let handle = flat
+            .handle
+            .clone()
+            .offset_start((off * size) as u64)
+            .offset_end(((total - off - n) * size) as u64);
+        CubeTensor::new_contiguous(
+            flat.client.clone(),
+            flat.device.clone(),
+            Shape::new([n]),
+            handle,
+            flat.dtype,
+        )
     }
 
     fn seq_stats(x: FloatTensor<Self>, range: FloatTensor<Self>, bins: usize) -> FloatTensor<Self> {

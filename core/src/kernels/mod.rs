@@ -205,6 +205,20 @@ pub fn pack(parts: Vec<Tensor<1>>, align: usize) -> Tensor<1> {
     }
 }
 
+/// `n` values of `flat` from `off` on. On a GPU device, when `off` is a multiple of
+/// [`PACK_ALIGN`], the result is a view into `flat`'s buffer, not a copy: the optimizer hands
+/// every parameter back this way.
+///
+/// # Shapes
+/// - `flat`: `[total]` → `[n]`
+pub fn segment(flat: Tensor<1>, off: usize, n: usize) -> Tensor<1> {
+    if is_cube(&flat.device()) {
+        custom::segment(flat, off, n)
+    } else {
+        flat.slice(off..off + n)
+    }
+}
+
 /// Per-sequence outlier statistics and a histogram of `bins` equal bins over
 /// [−range, range] (edge bins take what lies beyond; NaNs are not counted). No gradient.
 ///
@@ -287,6 +301,10 @@ pub mod custom {
             beta.into_dispatch(),
             eps as f32,
         ))
+    }
+
+    pub fn segment(flat: Tensor<1>, off: usize, n: usize) -> Tensor<1> {
+        Tensor::from_dispatch(Dispatch::segment(flat.into_dispatch(), off, n))
     }
 
     pub fn pack(parts: Vec<Tensor<1>>, align: usize) -> Tensor<1> {

@@ -98,6 +98,11 @@ pub trait KernelOps: Backend {
         align: usize,
     ) -> FloatTensor<Self>;
 
+    /// `n` values of the 1-D `flat` from `off` on, as a view sharing its buffer when `off` is a
+    /// valid binding offset (see `kernels::segment`), else as a copy.
+    #[fusion(dtype = flat, shape = segment_shape(flat, off, n))]
+    fn segment(flat: FloatTensor<Self>, off: usize, n: usize) -> FloatTensor<Self>;
+
     /// `[batch, n]` → `[batch, 4 + bins]` outlier statistics (see `kernels::seq_stats`).
     #[fusion(dtype = x, shape = stats_shape(x, bins))]
     fn seq_stats(x: FloatTensor<Self>, range: FloatTensor<Self>, bins: usize) -> FloatTensor<Self>;
@@ -105,6 +110,10 @@ pub trait KernelOps: Backend {
 
 pub(crate) fn stats_shape(x: &Shape, bins: &usize) -> Shape {
     Shape::new([x[0], super::STAT_COLS + *bins])
+}
+
+pub(crate) fn segment_shape(_flat: &Shape, _off: &usize, n: &usize) -> Shape {
+    Shape::new([*n])
 }
 
 pub(crate) fn pair_shape(_x: &Shape) -> Shape {
