@@ -295,17 +295,32 @@ await test('the Shakespeare preset sets its recipe; the built-in corpus download
   await page.selectOption('#preset', label);
   await page.waitForFunction(() => /data=tinyshakespeare/.test(location.hash) && /lr=3e-3&/.test(location.hash) && /wd=0&/.test(location.hash));
   assert.match(await page.textContent('#data-now'), /tinyshakespeare/);
-  // Train the tiny model on it: the download happens on Run, then steps follow.
-  await page.goto(`${server.url}#${TINY}&backend=cpu&cmp=&data=tinyshakespeare`);
-  await page.reload();
-  await page.waitForFunction(() => !document.querySelector('#phase').textContent.includes('Looking for a GPU'), null, { timeout: 120000 });
-  await page.click('#run');
-  await waitDone(page);
-  const rec = await exportRecord(page);
+  assert.deepEqual(errors, []);
+  await ctx.close();
+  // A link that trains the tiny model on it: the download happens on Run, then steps follow.
+  const fresh = await open(b, `${server.url}#${TINY}&backend=cpu&cmp=&data=tinyshakespeare`);
+  await fresh.page.click('#run');
+  await waitDone(fresh.page);
+  const rec = await exportRecord(fresh.page);
   assert.equal(rec.lanes[0].losses.length, 4);
   assert.match(rec.lanes[0].spec, /data=tinyshakespeare/);
   assert.ok(rec.lanes[0].losses.every(([, x]) => Number.isFinite(x)));
-  assert.deepEqual(errors, []);
+  assert.deepEqual(fresh.errors, []);
+  await fresh.ctx.close();
+});
+
+await test('a bad download of the built-in corpus is refused with a message, not trained on', async () => {
+  const { page, ctx } = await open(b, `${server.url}#${TINY}&backend=cpu&cmp=&data=tinyshakespeare`);
+  // A server that answers every path with its index page (a common SPA fallback).
+  await page.route('**/data/tinyshakespeare.txt', (r) => r.fulfill({ status: 200, contentType: 'text/html', body: '<!doctype html><title>x</title>'.repeat(40) }));
+  await page.click('#run');
+  await page.waitForFunction(() => /could not download the built-in tinyshakespeare text \(got \d+ bytes/.test(document.querySelector('#notes').textContent));
+  await page.waitForFunction(() => !/downloading/.test(document.querySelector('#phase').textContent));
+  assert.equal(await page.$$eval('#summary tbody tr', (rows) => rows.filter((r) => /\d+\/4/.test(r.textContent) && !/0\/4/.test(r.textContent)).length), 0, 'nothing trained');
+  // Run again once the server is fixed: the download is retried and training goes ahead.
+  await page.unroute('**/data/tinyshakespeare.txt');
+  await page.click('#run');
+  await waitDone(page);
   await ctx.close();
 });
 
