@@ -245,12 +245,15 @@ pub fn load_data(spec: &RunSpec) -> Result<RunData, String> {
 /// fetched on first use rather than compiled in: 1.1 MB the other corpora do not need.
 pub const SHAKESPEARE_URL: &str = "data/tinyshakespeare.txt";
 
-/// Downloads the built-in corpus `spec` trains on, once per session; a no-op for the others.
-pub async fn fetch_builtin(spec: &RunSpec) -> Result<(), String> {
-    use qtlab_core::spec::DataSource;
-    if spec.data != DataSource::Shakespeare || with_engine(|e| e.shakespeare.is_some()) {
-        return Ok(());
-    }
+/// Whether `spec` trains on the built-in tinyshakespeare text and this session has not
+/// downloaded it yet.
+pub fn needs_download(spec: &RunSpec) -> bool {
+    spec.data == qtlab_core::spec::DataSource::Shakespeare
+        && with_engine(|e| e.shakespeare.is_none())
+}
+
+/// Downloads the built-in tinyshakespeare text (see [`needs_download`]).
+pub async fn fetch_builtin() -> Result<(), String> {
     let fail = |why: &str| format!("could not download the built-in tinyshakespeare text ({why})");
     let window = web_sys::window().ok_or_else(|| fail("no window"))?;
     let resp = JsFuture::from(window.fetch_with_str(SHAKESPEARE_URL))

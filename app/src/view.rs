@@ -121,10 +121,7 @@ fn ensure_lanes(ctx: &Ctx) -> bool {
 
 /// Trains every lane round-robin until paused, done, reset, or (with `single`) one step each.
 async fn run_loop(ctx: Ctx, single: bool) {
-    let spec = ctx.app.get_untracked().spec;
-    if spec.data == qtlab_core::spec::DataSource::Shakespeare
-        && with_engine(|e| e.shakespeare.is_none())
-    {
+    if runner::needs_download(&ctx.app.get_untracked().spec) {
         ctx.phase.set(Phase::Warming(
             "downloading tinyshakespeare (1.1 MB)…".into(),
         ));
@@ -134,7 +131,7 @@ async fn run_loop(ctx: Ctx, single: bool) {
             e.downloading = true;
             e.generation
         });
-        let fetched = runner::fetch_builtin(&spec).await;
+        let fetched = runner::fetch_builtin().await;
         let reset_meanwhile = with_engine(|e| {
             e.downloading = false;
             e.generation != generation
@@ -880,6 +877,13 @@ fn data_box(ctx: Ctx) -> impl IntoView {
             }
         });
     };
+    // A built-in corpus: valid for every text model, so setting it cannot fail.
+    let use_data = move |source: &str| {
+        let mut a = ctx.app.get_untracked();
+        let _ = a.spec.set("data", source);
+        ctx.app.set(a);
+        reset(&ctx);
+    };
     view! {
         <fieldset class="group" style:display=move || if ctx.app.with(|a| a.spec.model == ModelKind::Vit) { "none" } else { "" }>
             <legend>"Data"</legend>
@@ -890,18 +894,8 @@ fn data_box(ctx: Ctx) -> impl IntoView {
             })}</p>
             <label class="ctl" for="upload"><span>{format!("Upload text (UTF-8, ≤ {cap_mb} MB)")}</span>
                 <input id="upload" type="file" accept=".txt,text/plain" on:change=on_upload /></label>
-            <button class="small" on:click=move |_| {
-                let mut a = ctx.app.get_untracked();
-                let _ = a.spec.set("data", "synthetic");
-                ctx.app.set(a);
-                reset(&ctx);
-            }>"Use the built-in corpus"</button>
-            <button class="small" id="use-shakespeare" on:click=move |_| {
-                let mut a = ctx.app.get_untracked();
-                let _ = a.spec.set("data", "tinyshakespeare");
-                ctx.app.set(a);
-                reset(&ctx);
-            }>"Use tinyshakespeare"</button>
+            <button class="small" on:click=move |_| use_data("synthetic")>"Use the built-in corpus"</button>
+            <button class="small" id="use-shakespeare" on:click=move |_| use_data("tinyshakespeare")>"Use tinyshakespeare"</button>
         </fieldset>
     }
 }

@@ -83,23 +83,17 @@ impl RunData {
             (_, DataSource::Synthetic) => {
                 Ok(RunData::Text(TextCorpus::synthetic(spec.seed, SYNTH_CHARS)))
             }
-            (_, DataSource::Shakespeare) => {
-                let text = match file_text {
-                    Some(t) => t,
-                    None => data::builtin_shakespeare()
+            (_, source) => {
+                let text = match (file_text, source) {
+                    (Some(t), _) => t,
+                    (None, DataSource::File(path)) => {
+                        data::text_file::load_text(std::path::Path::new(path))?
+                    }
+                    (None, _) => data::builtin_shakespeare()
                         .ok_or(DataError::NotLoaded {
                             name: "tinyshakespeare".into(),
                         })?
                         .to_owned(),
-                };
-                let corpus = TextCorpus::from_text(&text, 0.1)?;
-                corpus.check_window(text_window(spec))?;
-                Ok(RunData::Text(corpus))
-            }
-            (_, DataSource::File(path)) => {
-                let text = match file_text {
-                    Some(t) => t,
-                    None => data::text_file::load_text(std::path::Path::new(path))?,
                 };
                 let corpus = TextCorpus::from_text(&text, 0.1)?;
                 corpus.check_window(text_window(spec))?;

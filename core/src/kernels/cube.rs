@@ -175,33 +175,24 @@ fn k_matmul() -> Wgsl {
     )
 }
 
-fn k_matmul_vec4() -> Wgsl {
-    wgsl(
-        "matmul_vec4",
-        include_str!("../../../shaders/matmul_vec4.wgsl"),
-        MATMUL_WG,
-        &[("tm", MATMUL_TM.to_string())],
-    )
-}
-
-/// The vec4 matmul with A stored transposed (`[batch, K, M]`).
-fn k_matmul_vec4_tn() -> Wgsl {
-    wgsl(
-        "matmul_vec4_tn",
-        include_str!("../../../shaders/matmul_vec4_tn.wgsl"),
-        MATMUL_WG,
-        &[("tm", MATMUL_TM.to_string())],
-    )
-}
-
-/// The vec4 matmul with B stored transposed (`[batch, N, K]`).
-fn k_matmul_vec4_nt() -> Wgsl {
-    wgsl(
-        "matmul_vec4_nt",
-        include_str!("../../../shaders/matmul_vec4_nt.wgsl"),
-        MATMUL_WG,
-        &[("tm", MATMUL_TM.to_string())],
-    )
+/// The vec4 matmul for operands stored as given (`nn`), with A stored transposed
+/// (`tn`, `[batch, K, M]`) or with B stored transposed (`nt`, `[batch, N, K]`).
+fn k_matmul_vec4(layout: &str) -> Wgsl {
+    let (name, source) = match layout {
+        "tn" => (
+            "matmul_vec4_tn",
+            include_str!("../../../shaders/matmul_vec4_tn.wgsl"),
+        ),
+        "nt" => (
+            "matmul_vec4_nt",
+            include_str!("../../../shaders/matmul_vec4_nt.wgsl"),
+        ),
+        _ => (
+            "matmul_vec4",
+            include_str!("../../../shaders/matmul_vec4.wgsl"),
+        ),
+    };
+    wgsl(name, source, MATMUL_WG, &[("tm", MATMUL_TM.to_string())])
 }
 
 /// Whether `t` (`[batch, rows, cols]`) is the swapped view of a contiguous `[batch, cols, rows]`
@@ -257,14 +248,8 @@ pub fn instances() -> Vec<(String, String)> {
             ks.push(k_fake_quant(fwd, ty, 4));
         }
     }
-    ks.extend([
-        k_min_max(false),
-        k_min_max(true),
-        k_matmul(),
-        k_matmul_vec4(),
-        k_matmul_vec4_tn(),
-        k_matmul_vec4_nt(),
-    ]);
+    ks.extend([k_min_max(false), k_min_max(true), k_matmul()]);
+    ks.extend(["nn", "tn", "nt"].map(k_matmul_vec4));
     ks.extend(["fwd", "stats", "bwd", "bwd_params"].map(k_layer_norm));
     ks.extend([k_seq_stats(1), k_seq_stats(crate::inspect::HIST_BINS)]);
     ks.extend((1..=PACK_MAX).map(k_pack));
@@ -558,10 +543,10 @@ impl KernelOps for CubeBackend {
             // The vec4 kernels want each operand packed, either way round: a backward pass's
             // transposed view (Aᵀ·dC, dC·Bᵀ, Q·Kᵀ) is read as stored; anything else costs one
             // copy, which in the browser is one more launch.
-            let (kernel, a, b) = match (is_swapped(&a) && m % 4 == 0, is_swapped(&b)) {
-                (true, false) => (k_matmul_vec4_tn(), a, into_contiguous(b)),
-                (false, true) => (k_matmul_vec4_nt(), into_contiguous(a), b),
-                _ => (k_matmul_vec4(), into_contiguous(a), into_contiguous(b)),
+            let (layout, a, b) = match (is_swapped(&a) && m % 4 == 0, is_swapped(&b)) {
+                (true, false) => ("tn", a, into_contiguous(b)),
+                (false, true) => ("nt", into_contiguous(a), b),
+                _ => ("nn", into_contiguous(a), into_contiguous(b)),
             };
             let tiles = batch * m.div_ceil(MATMUL_TM as usize) * (n / 4);
             let (count, gx) = grid(tiles.div_ceil(MATMUL_WG as usize));
@@ -573,7 +558,7 @@ impl KernelOps for CubeBackend {
                 out.handle.clone().binding(),
                 meta.binding(),
             ];
-            launch(&a, kernel, count, bufs);
+            launch(&a, k_matmul_vec4(layout), count, bufs);
             return out;
         }
         // Any other shape: scalar loads through the operands' strides, read in place.
@@ -650,13 +635,12 @@ impl KernelOps for CubeBackend {
             .take(used.clamp(1, PACK_MAX))
             .map(f32_tensor)
             .collect();
-        let align = align.max(1);
         let total = dst.meta.shape().num_elements();
         let mut meta = vec![0u32];
         let (mut off, mut widest, mut bound) = (start, 0, Vec::new());
         for x in inputs {
             let len = x.meta.shape().num_elements();
-            let padded = len.div_ceil(align) * align;
+            let padded = super::packed_len([len], align);
             assert!(
                 off + padded <= total,
                 "pack: segment {off}+{padded} past the buffer's {total} values"

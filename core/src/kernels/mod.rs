@@ -212,7 +212,7 @@ pub fn pack(parts: Vec<Tensor<1>>, align: usize) -> Tensor<1> {
 /// # Shapes
 /// - `flat`: `[total]` → `[n]`
 pub fn segment(flat: Tensor<1>, off: usize, n: usize) -> Tensor<1> {
-    if is_cube(&flat.device()) {
+    if active(&flat.device()) {
         custom::segment(flat, off, n)
     } else {
         flat.slice(off..off + n)
@@ -385,11 +385,10 @@ pub mod reference {
     }
 
     pub fn pack(parts: Vec<Tensor<1>>, align: usize) -> Tensor<1> {
-        let align = align.max(1);
         let mut all = Vec::with_capacity(2 * parts.len());
         for p in parts {
             let n = p.dims()[0];
-            let pad = n.div_ceil(align) * align - n;
+            let pad = super::packed_len([n], align) - n;
             let device = p.device();
             all.push(p);
             if pad > 0 {
