@@ -9,7 +9,7 @@
 @group(0) @binding(1) var<storage, read_write> g: array<f32>;
 @group(0) @binding(2) var<storage, read_write> dx: array<f32>;
 // [rows, row_len, gamma bits, zeta bits, invocations along x]
-@group(0) @binding(3) var<storage, read_write> info: array<u32>;
+@group(0) @binding(3) var<storage, read> info: array<u32>;
 
 @compute @workgroup_size({{ wg }}, 1, 1)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {

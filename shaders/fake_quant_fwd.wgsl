@@ -14,7 +14,7 @@ const PER: u32 = {{ per }}u;
 @group(0) @binding(0) var<storage, read_write> x: array<T>;
 @group(0) @binding(1) var<storage, read_write> y: array<T>;
 // [groups of T, scale bits, zero point bits, qmin bits, qmax bits, invocations]
-@group(0) @binding(2) var<storage, read_write> info: array<u32>;
+@group(0) @binding(2) var<storage, read> info: array<u32>;
 
 @compute @workgroup_size({{ wg }}, 1, 1)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {

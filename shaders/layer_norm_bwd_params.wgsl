@@ -10,7 +10,7 @@
 // [2, row_len]
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 // [rows, row_len]
-@group(0) @binding(4) var<storage, read_write> info: array<u32>;
+@group(0) @binding(4) var<storage, read> info: array<u32>;
 
 @compute @workgroup_size({{ wg }}, 1, 1)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {

@@ -13,7 +13,7 @@
 @group(0) @binding(2) var<storage, read_write> beta: array<f32>;
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
 // [rows, row_len, eps bits, invocations along x]
-@group(0) @binding(4) var<storage, read_write> info: array<u32>;
+@group(0) @binding(4) var<storage, read> info: array<u32>;
 
 @compute @workgroup_size({{ wg }}, 1, 1)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {

@@ -15,7 +15,7 @@ const TM: u32 = {{ tm }}u;
 @group(0) @binding(1) var<storage, read_write> b: array<f32>;
 @group(0) @binding(2) var<storage, read_write> c: array<f32>;
 // [batch, M, N, K, a_sb, a_sm, a_sk, b_sb, b_sk, b_sn, invocations along x]
-@group(0) @binding(3) var<storage, read_write> info: array<u32>;
+@group(0) @binding(3) var<storage, read> info: array<u32>;
 
 @compute @workgroup_size({{ wg }}, 1, 1)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {

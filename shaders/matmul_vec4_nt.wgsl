@@ -11,7 +11,7 @@ const TM: u32 = {{ tm }}u;
 @group(0) @binding(1) var<storage, read_write> b: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> c: array<vec4<f32>>;
 // [batch, M, N, K, invocations along x]
-@group(0) @binding(3) var<storage, read_write> info: array<u32>;
+@group(0) @binding(3) var<storage, read> info: array<u32>;
 
 @compute @workgroup_size({{ wg }}, 1, 1)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {

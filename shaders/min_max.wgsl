@@ -13,7 +13,7 @@ alias T = {{ ty }};
 @group(0) @binding(0) var<storage, read_write> x: array<T>;
 @group(0) @binding(1) var<storage, read_write> out: array<f32>;
 // [items of T, pairs (0: x holds values, 1: x holds (min, max) pairs), threads]
-@group(0) @binding(2) var<storage, read_write> info: array<u32>;
+@group(0) @binding(2) var<storage, read> info: array<u32>;
 
 fn hmin(v: T) -> f32 { return {{ hmin }}; }
 fn hmax(v: T) -> f32 { return {{ hmax }}; }

@@ -13,7 +13,7 @@
 {{ inputs }}
 @group(0) @binding({{ n }}) var<storage, read_write> out: array<f32>;
 // [threads along x, then per input: offset in out, length, padded length]
-@group(0) @binding({{ n_info }}) var<storage, read_write> info: array<u32>;
+@group(0) @binding({{ n_info }}) var<storage, read> info: array<u32>;
 
 fn load(k: u32, i: u32) -> f32 {
     switch k {

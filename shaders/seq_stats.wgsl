@@ -9,7 +9,7 @@
 @group(0) @binding(1) var<storage, read_write> range: array<f32>;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
 // [sequences, values per sequence, workgroups along x]
-@group(0) @binding(3) var<storage, read_write> info: array<u32>;
+@group(0) @binding(3) var<storage, read> info: array<u32>;
 
 const WG: u32 = {{ wg }}u;
 const BINS: u32 = {{ bins }}u;

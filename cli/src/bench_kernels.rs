@@ -11,27 +11,36 @@ use qtlab_core::kernels::{self, custom, reference};
 use qtlab_core::quant::quantizer::QuantParams;
 use qtlab_core::train::Trainer;
 
-/// Median milliseconds of `iters` synchronised calls after `warmup` untimed ones.
-fn time_ms(
+/// Median milliseconds of the kernel and of the reference over `iters` synchronised calls each,
+/// after `warmup` untimed calls each. The calls alternate (kernel, reference, kernel, …) so that
+/// drift in machine load (this VM shows up to 25 % steal) hits both sides alike.
+fn time_pair(
     device: &Device,
     warmup: usize,
     iters: usize,
-    mut f: impl FnMut(),
-) -> Result<f64, String> {
+    k: &mut dyn FnMut(),
+    r: &mut dyn FnMut(),
+) -> Result<(f64, f64), String> {
     let sync = || device.sync().map_err(|e| format!("device error: {e:?}"));
-    for _ in 0..warmup {
+    let one = |f: &mut dyn FnMut()| -> Result<f64, String> {
+        let s = Instant::now();
         f();
-        sync()?;
+        sync().map(|_| s.elapsed().as_secs_f64() * 1e3)
+    };
+    for _ in 0..warmup {
+        one(k)?;
+        one(r)?;
     }
-    let mut t: Vec<f64> = (0..iters.max(1))
-        .map(|_| {
-            let s = Instant::now();
-            f();
-            sync().map(|_| s.elapsed().as_secs_f64() * 1e3)
-        })
-        .collect::<Result<_, _>>()?;
-    t.sort_by(f64::total_cmp);
-    Ok(t[t.len() / 2])
+    let (mut tk, mut tr) = (Vec::new(), Vec::new());
+    for _ in 0..iters.max(1) {
+        tk.push(one(k)?);
+        tr.push(one(r)?);
+    }
+    let med = |mut t: Vec<f64>| {
+        t.sort_by(f64::total_cmp);
+        t[t.len() / 2]
+    };
+    Ok((med(tk), med(tr)))
 }
 
 struct Row {
@@ -41,21 +50,25 @@ struct Row {
     target: f64,
 }
 
-pub fn run(backend: Backend, iters: usize) -> Result<(), String> {
+/// `only`: run just the rows whose name contains it (the training-step rows are "step").
+pub fn run(backend: Backend, iters: usize, only: Option<&str>) -> Result<(), String> {
     let device = backend.device();
     println!(
-        "device: {}; median of {iters} synchronised calls after 3 warm-up calls",
+        "device: {}; medians of {iters} synchronised calls each, kernel and reference alternating, after 3 warm-up calls each",
         backend.name()
     );
     if kernels::is_cube(&device) {
-        bench_kernels(&device, iters)?;
+        bench_kernels(&device, iters, only)?;
     } else {
         println!("no custom kernels on this backend (it always takes the reference)");
     }
-    step_overhead(&device, iters)
+    if only.is_none_or(|o| "step".contains(o)) {
+        step_overhead(&device, iters)?;
+    }
+    Ok(())
 }
 
-fn bench_kernels(device: &Device, iters: usize) -> Result<(), String> {
+fn bench_kernels(device: &Device, iters: usize, only: Option<&str>) -> Result<(), String> {
     let device = device.clone();
     let ad = device.clone().autodiff();
     let mut rows = Vec::new();
@@ -65,8 +78,10 @@ fn bench_kernels(device: &Device, iters: usize) -> Result<(), String> {
                      k: &mut dyn FnMut(),
                      r: &mut dyn FnMut()|
      -> Result<(), String> {
-        let kernel = time_ms(dev, 3, iters, k)?;
-        let reference = time_ms(dev, 3, iters, r)?;
+        if only.is_some_and(|o| !name.contains(o)) {
+            return Ok(());
+        }
+        let (kernel, reference) = time_pair(dev, 3, iters, k, r)?;
         rows.push(Row {
             name,
             kernel,

@@ -23,8 +23,9 @@ USAGE:
               [--weight-granularity tensor|channel]
               [--act-range running_minmax|current_minmax|percentile:99.999] [--calib-batches N]
   qtlab bench [--backend cpu|wgpu|all] [--bench-steps N] [--threads N]
-  qtlab bench kernels [--backend cpu|wgpu|all] [--bench-steps N]   custom WGSL kernels vs their
-              Burn-tensor references on the same device, and the cost of per-step outlier stats
+  qtlab bench kernels [--backend cpu|wgpu|all] [--bench-steps N] [--only NAME]   custom WGSL
+              kernels vs their Burn-tensor references on the same device, and the cost of
+              per-step outlier stats (--only: rows whose name contains NAME; `step` for the last)
   qtlab experiment [--spec ...] [--<key> <value>]... [--variants vanilla,clipped,gated]
               [--quantize w8a8,w8a6,...] [--out FILE]   Table 2 at demo scale (markdown + JSON)
   qtlab spec  [--spec '<canonical spec>'] [--<key> <value>]...   print the canonical spec
@@ -87,6 +88,8 @@ struct RunOpts {
     per_channel: bool,
     act_range: String,
     calib_batches: usize,
+    /// `qtlab bench kernels --only fake`: just the rows whose name contains this.
+    only: Option<String>,
 }
 
 fn parse_args(args: &[String]) -> Result<(RunSpec, RunOpts), String> {
@@ -103,6 +106,7 @@ fn parse_args(args: &[String]) -> Result<(RunSpec, RunOpts), String> {
         per_channel: false,
         act_range: "running_minmax".into(),
         calib_batches: 16,
+        only: None,
     };
     let mut spec = RunSpec::default();
     let mut sets: Vec<(String, String)> = Vec::new();
@@ -178,6 +182,7 @@ fn parse_args(args: &[String]) -> Result<(RunSpec, RunOpts), String> {
                     .filter(|&n: &usize| (1..=10_000).contains(&n))
                     .ok_or_else(|| format!("--calib-batches expects 1..=10000, got `{value}`"))?
             }
+            "only" => opts.only = Some(value),
             "bench-steps" => {
                 opts.bench_steps = value
                     .parse()
@@ -584,7 +589,7 @@ fn cmd_shaders(args: &[String]) -> Result<(), String> {
 fn cmd_bench_kernels(args: &[String]) -> Result<(), String> {
     let (_, opts) = parse_args(args)?;
     for backend in opts.bench_backends.iter().copied() {
-        bench_kernels::run(backend, opts.bench_steps.max(1))?;
+        bench_kernels::run(backend, opts.bench_steps.max(1), opts.only.as_deref())?;
         println!();
     }
     Ok(())

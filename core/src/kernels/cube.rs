@@ -11,8 +11,8 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::wgpu::{
     CubeBackend, CubeTensor, KernelSource, SourceKernel, SourceTemplate, into_contiguous,
 };
-use burn::cubecl::server::{BufferBinding, Handle, KernelArguments};
-use burn::cubecl::{CubeCount, CubeDim, prelude::KernelId};
+use burn::cubecl::server::{BufferBinding, KernelArguments, MetadataBindingInfo};
+use burn::cubecl::{CubeCount, CubeDim, ExecutionMode, prelude::KernelId};
 use burn::tensor::{DType, Shape};
 
 use super::KernelOps;
@@ -46,7 +46,13 @@ impl KernelSource for Wgsl {
             .register("wg", self.wg.to_string())
     }
     fn id(&self) -> KernelId {
-        KernelId::new::<Self>().info((self.name, self.vars.clone(), self.wg))
+        // Unchecked: every loop in these shaders is bounded by construction, and checked mode
+        // only adds wgpu's forced loop bound, a 64-bit counter per loop iteration that a
+        // CPU-emulated GPU pays for in every lane (Burn launches its own kernels unchecked).
+        // Bounds checks are off in both modes; the shaders test their indices themselves.
+        KernelId::new::<Self>()
+            .info((self.name, self.vars.clone(), self.wg))
+            .mode(ExecutionMode::Unchecked)
     }
     fn lang(&self) -> &'static str {
         "wgsl"
@@ -299,9 +305,16 @@ fn empty_like(x: &CubeTensor, shape: Shape) -> CubeTensor {
     )
 }
 
-fn info(x: &CubeTensor, words: &[u32]) -> Handle {
-    let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
-    x.client.create_from_slice(&bytes)
+/// A kernel's `info` words (sizes, scalars), passed the way CubeCL passes its own kernels'
+/// metadata: a read-only binding after the buffers, staged once per distinct set of words and
+/// reused from CubeCL's cache after that, instead of a new buffer and upload every launch.
+fn info(words: &[u32]) -> MetadataBindingInfo {
+    // CubeCL stages u64 words; two little-endian u32s per word read back as one array<u32>.
+    let packed = words
+        .chunks(2)
+        .map(|c| c[0] as u64 | (c.get(1).copied().unwrap_or(0) as u64) << 32)
+        .collect();
+    MetadataBindingInfo::custom(packed)
 }
 
 /// Workgroups for `groups` units of work, folded into 2-D past WebGPU's per-dimension limit.
@@ -329,12 +342,18 @@ fn elem_grid(n: usize) -> (CubeCount, u32, u32) {
     )
 }
 
-fn launch(x: &CubeTensor, k: Wgsl, count: CubeCount, bufs: Vec<BufferBinding>) {
+fn launch(
+    x: &CubeTensor,
+    k: Wgsl,
+    count: CubeCount,
+    bufs: Vec<BufferBinding>,
+    meta: MetadataBindingInfo,
+) {
     let dim = CubeDim::new_1d(k.wg);
     x.client.launch(
         Box::new(SourceKernel::new(k, dim)),
         count,
-        KernelArguments::new().with_buffers(bufs),
+        KernelArguments::new().with_buffers(bufs).with_info(meta),
     );
 }
 
@@ -368,12 +387,12 @@ fn clipped_softmax_launch(
         zeta.to_bits(),
         gx * ROW_WG,
     ];
-    let meta = info(&x, &meta);
+    let meta = info(&meta);
     let forward = g.is_none();
     let mut bufs = vec![x.handle.clone().binding()];
     bufs.extend(g.map(|g| g.handle.clone().binding()));
-    bufs.extend([out.handle.clone().binding(), meta.binding()]);
-    launch(&x, k_clipped_softmax(forward), count, bufs);
+    bufs.push(out.handle.clone().binding());
+    launch(&x, k_clipped_softmax(forward), count, bufs, meta);
     out
 }
 
@@ -395,12 +414,12 @@ fn fake_quant_launch(
     let (width, ty) = lanes(n);
     let (count, threads, per) = elem_grid(n / width);
     let p = p.map(f32::to_bits);
-    let meta = info(&x, &[(n / width) as u32, p[0], p[1], p[2], p[3], threads]);
+    let meta = info(&[(n / width) as u32, p[0], p[1], p[2], p[3], threads]);
     let forward = g.is_none();
     let mut bufs = vec![x.handle.clone().binding()];
     bufs.extend(g.map(|g| g.handle.clone().binding()));
-    bufs.extend([out.handle.clone().binding(), meta.binding()]);
-    launch(&x, k_fake_quant(forward, ty, per), count, bufs);
+    bufs.push(out.handle.clone().binding());
+    launch(&x, k_fake_quant(forward, ty, per), count, bufs, meta);
     out
 }
 
@@ -421,10 +440,10 @@ fn layer_norm_rows(
     let mut meta = vec![rows as u32, n as u32];
     meta.extend_from_slice(extra);
     meta.push(gx * ROW_WG);
-    let meta = info(x, &meta);
+    let meta = info(&meta);
     let mut bufs: Vec<BufferBinding> = inputs.iter().map(|t| t.handle.clone().binding()).collect();
-    bufs.extend([out.handle.clone().binding(), meta.binding()]);
-    launch(x, k_layer_norm(which), count, bufs);
+    bufs.push(out.handle.clone().binding());
+    launch(x, k_layer_norm(which), count, bufs, meta);
 }
 
 impl KernelOps for CubeBackend {
@@ -472,20 +491,20 @@ impl KernelOps for CubeBackend {
             return out;
         }
         // rows = 0 still launches: the column loop is empty and writes zeros.
-        let meta = info(&x, &[rows as u32, n as u32]);
+        let meta = info(&[rows as u32, n as u32]);
         let groups = n.div_ceil(ROW_WG as usize) as u32;
         let bufs = vec![
             x.handle.clone().binding(),
             stats.handle.clone().binding(),
             grad.handle.clone().binding(),
             out.handle.clone().binding(),
-            meta.binding(),
         ];
         launch(
             &x,
             k_layer_norm("bwd_params"),
             CubeCount::Static(groups, 1, 1),
             bufs,
+            meta,
         );
         out
     }
@@ -551,14 +570,13 @@ impl KernelOps for CubeBackend {
             let tiles = batch * m.div_ceil(MATMUL_TM as usize) * (n / 4);
             let (count, gx) = grid(tiles.div_ceil(MATMUL_WG as usize));
             let meta = [batch, m, n, k].map(|v| v as u32);
-            let meta = info(&a, &[meta[0], meta[1], meta[2], meta[3], gx * MATMUL_WG]);
+            let meta = info(&[meta[0], meta[1], meta[2], meta[3], gx * MATMUL_WG]);
             let bufs = vec![
                 a.handle.clone().binding(),
                 b.handle.clone().binding(),
                 out.handle.clone().binding(),
-                meta.binding(),
             ];
-            launch(&a, k_matmul_vec4(layout), count, bufs);
+            launch(&a, k_matmul_vec4(layout), count, bufs, meta);
             return out;
         }
         // Any other shape: scalar loads through the operands' strides, read in place.
@@ -568,14 +586,13 @@ impl KernelOps for CubeBackend {
         let words = [batch, m, n, k, ta[0], ta[1], ta[2], tb[0], tb[1], tb[2]].map(|v| v as u32);
         let mut meta = words.to_vec();
         meta.push(gx * MATMUL_WG);
-        let meta = info(&a, &meta);
+        let meta = info(&meta);
         let bufs = vec![
             a.handle.clone().binding(),
             b.handle.clone().binding(),
             out.handle.clone().binding(),
-            meta.binding(),
         ];
-        launch(&a, k_matmul(), count, bufs);
+        launch(&a, k_matmul(), count, bufs, meta);
         out
     }
 
@@ -589,26 +606,22 @@ impl KernelOps for CubeBackend {
         // second pass, one invocation folding their pairs, is negligible.
         let threads = items.div_ceil(64).clamp(1, 4096);
         let partial = empty_like(&x, Shape::new([2 * threads]));
-        let meta = info(&x, &[items as u32, 0, threads as u32]);
+        let meta = info(&[items as u32, 0, threads as u32]);
         let groups = threads.div_ceil(MINMAX_WG as usize) as u32;
-        let bufs = vec![
-            x.handle.clone().binding(),
-            partial.handle.clone().binding(),
-            meta.binding(),
-        ];
+        let bufs = vec![x.handle.clone().binding(), partial.handle.clone().binding()];
         launch(
             &x,
             k_min_max(width == 4),
             CubeCount::Static(groups, 1, 1),
             bufs,
+            meta,
         );
-        let meta = info(&x, &[threads as u32, 1, 1]);
+        let meta = info(&[threads as u32, 1, 1]);
         let bufs = vec![
             partial.handle.clone().binding(),
             out.handle.clone().binding(),
-            meta.binding(),
         ];
-        launch(&x, k_min_max(false), CubeCount::Static(1, 1, 1), bufs);
+        launch(&x, k_min_max(false), CubeCount::Static(1, 1, 1), bufs, meta);
         out
     }
 
@@ -660,15 +673,16 @@ impl KernelOps for CubeBackend {
         // One workgroup row per input; past WebGPU's group limit the invocations stride.
         let groups = widest.div_ceil(PACK_WG as usize).min(MAX_GROUPS as usize) as u32;
         meta[0] = groups * PACK_WG;
-        let meta = info(&dst, &meta);
+        let meta = info(&meta);
         let mut bufs: Vec<BufferBinding> =
             inputs.iter().map(|t| t.handle.clone().binding()).collect();
-        bufs.extend([dst.handle.clone().binding(), meta.binding()]);
+        bufs.extend([dst.handle.clone().binding()]);
         launch(
             &dst,
             k_pack(inputs.len()),
             CubeCount::Static(groups, inputs.len() as u32, 1),
             bufs,
+            meta,
         );
         dst
     }
@@ -709,14 +723,13 @@ impl KernelOps for CubeBackend {
             return out;
         }
         let (count, gx) = grid(b);
-        let meta = info(&x, &[b as u32, n as u32, gx]);
+        let meta = info(&[b as u32, n as u32, gx]);
         let bufs = vec![
             x.handle.clone().binding(),
             range.handle.clone().binding(),
             out.handle.clone().binding(),
-            meta.binding(),
         ];
-        launch(&x, k_seq_stats(bins), count, bufs);
+        launch(&x, k_seq_stats(bins), count, bufs, meta);
         out
     }
 }
