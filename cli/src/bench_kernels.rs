@@ -197,6 +197,11 @@ fn bench_kernels(device: &Device, iters: usize, only: Option<&str>) -> Result<()
             &mut || drop(custom::fake_quant(xd.clone(), &p)),
             &mut || drop(reference::fake_quant(xd.clone(), &p)),
         )?;
+    }
+
+    // Calibration's range of one activation.
+    for n in [16 * 32 * 256, 1 << 20, 32 * 128 * 1024] {
+        let xd = Tensor::<1>::random([n], Distribution::Normal(0.0, 1.5), &device);
         bench(
             format!("calibration min-max n={n}"),
             2.0,

@@ -167,6 +167,42 @@ pub fn layer_norm<const D: usize>(layer: &burn::nn::LayerNorm, x: Tensor<D>) -> 
     }
 }
 
+/// Burn 0.22.1's wgpu reduction along one axis reads at most 65,533 vectors of it: 262,132 f32
+/// with 16-byte loads, 65,532 without (measured on lavapipe: `ones([300_000]).sum()` is
+/// 262,132, and the max of `0..100_003` is 65,532). A longer axis is silently cut short, so
+/// every whole-tensor reduction here goes through rows of this many values.
+pub const REDUCE_CHUNK: usize = 16_384;
+
+/// Reduces a flat tensor in rows of [`REDUCE_CHUNK`] (whole rows through `row`, then their
+/// results and the tail through `all`), so no reduced axis is longer than a chunk.
+fn reduce_long(
+    flat: Tensor<1>,
+    row: impl Fn(Tensor<2>) -> Tensor<2>,
+    all: impl Fn(Tensor<1>) -> Tensor<1>,
+) -> Tensor<1> {
+    let n = flat.dims()[0];
+    let rows = n / REDUCE_CHUNK;
+    if rows == 0 {
+        return all(flat);
+    }
+    let whole = rows * REDUCE_CHUNK;
+    let heads = row(flat.clone().slice(0..whole).reshape([rows, REDUCE_CHUNK])); // [rows, 1]
+    let mut parts = vec![heads.reshape([rows])]; // [rows]
+    if whole < n {
+        parts.push(flat.slice(whole..n)); // [n - whole]
+    }
+    all(Tensor::cat(parts, 0))
+}
+
+/// Sum of every element, safe past Burn's reduction length limit ([`REDUCE_CHUNK`]).
+///
+/// # Shapes
+/// - `x`: any → `[1]`
+pub fn sum_all<const D: usize>(x: Tensor<D>) -> Tensor<1> {
+    let n = x.shape().num_elements();
+    reduce_long(x.reshape([n]), |r| r.sum_dim(1), |t| t.sum())
+}
+
 /// `[min, max]` over every element (no gradient).
 ///
 /// # Shapes
@@ -377,7 +413,9 @@ pub mod reference {
     pub fn min_max<const D: usize>(x: Tensor<D>) -> Tensor<1> {
         let n = x.shape().num_elements();
         let flat = x.reshape([n]); // [n]
-        Tensor::cat(vec![flat.clone().min(), flat.max()], 0)
+        let min = super::reduce_long(flat.clone(), |r| r.min_dim(1), |t| t.min()); // [1]
+        let max = super::reduce_long(flat, |r| r.max_dim(1), |t| t.max()); // [1]
+        Tensor::cat(vec![min, max], 0)
     }
 
     pub fn matmul(a: Tensor<3>, b: Tensor<3>) -> Tensor<3> {

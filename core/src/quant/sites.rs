@@ -99,9 +99,11 @@ impl ActQuant {
                 if self.measure {
                     let n = x.shape().num_elements();
                     let xf = x.reshape([n]); // [n]
-                    let err = (xf.clone() - y.clone().reshape([n])).powi_scalar(2).sum();
-                    self.errors
-                        .push(Tensor::cat(vec![xf.powi_scalar(2).sum(), err], 0));
+                    let err = crate::kernels::sum_all(
+                        (xf.clone() - y.clone().reshape([n])).powi_scalar(2),
+                    );
+                    let energy = crate::kernels::sum_all(xf.powi_scalar(2));
+                    self.errors.push(Tensor::cat(vec![energy, err], 0));
                 }
                 y
             }
