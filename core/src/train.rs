@@ -198,7 +198,7 @@ impl AdamW {
         }
         let g = kernels::pack(grads, align); // [total]
         let p = kernels::pack(params, align); // [total]
-        let norm = crate::kernels::sum_all(g.clone().powi_scalar(2)).sqrt(); // [1]
+        let norm = kernels::sum_all(g.clone().powi_scalar(2)).sqrt(); // [1]
         // PyTorch's clip_grad_norm_: coefficient max_norm/(norm+1e-6), capped at 1.
         let g = if self.clip > 0.0 {
             let scale = (norm.clone().add_scalar(1e-6))

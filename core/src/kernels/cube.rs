@@ -59,9 +59,18 @@ impl KernelSource for Wgsl {
     }
 }
 
+/// `("name", text of shaders/name.wgsl)`: the kernel's name and its source, spelled once.
+macro_rules! shader {
+    ($name:literal) => {
+        (
+            $name,
+            include_str!(concat!("../../../shaders/", $name, ".wgsl")),
+        )
+    };
+}
+
 fn wgsl(
-    name: &'static str,
-    source: &'static str,
+    (name, source): (&'static str, &'static str),
     wg: u32,
     vars: &[(&'static str, String)],
 ) -> Wgsl {
@@ -87,38 +96,18 @@ fn lanes(n: usize) -> (usize, &'static str) {
 
 fn k_clipped_softmax(forward: bool) -> Wgsl {
     if forward {
-        wgsl(
-            "clipped_softmax_fwd",
-            include_str!("../../../shaders/clipped_softmax_fwd.wgsl"),
-            ROW_WG,
-            &[],
-        )
+        wgsl(shader!("clipped_softmax_fwd"), ROW_WG, &[])
     } else {
-        wgsl(
-            "clipped_softmax_bwd",
-            include_str!("../../../shaders/clipped_softmax_bwd.wgsl"),
-            ROW_WG,
-            &[],
-        )
+        wgsl(shader!("clipped_softmax_bwd"), ROW_WG, &[])
     }
 }
 
 fn k_fake_quant(forward: bool, ty: &str, per: u32) -> Wgsl {
     let vars = [("ty", ty.to_string()), ("per", per.to_string())];
     if forward {
-        wgsl(
-            "fake_quant_fwd",
-            include_str!("../../../shaders/fake_quant_fwd.wgsl"),
-            ELEM_WG,
-            &vars,
-        )
+        wgsl(shader!("fake_quant_fwd"), ELEM_WG, &vars)
     } else {
-        wgsl(
-            "fake_quant_bwd",
-            include_str!("../../../shaders/fake_quant_bwd.wgsl"),
-            ELEM_WG,
-            &vars,
-        )
+        wgsl(shader!("fake_quant_bwd"), ELEM_WG, &vars)
     }
 }
 
@@ -133,8 +122,7 @@ fn k_min_max(vec4: bool) -> Wgsl {
         ("f32", "v", "v")
     };
     wgsl(
-        "min_max",
-        include_str!("../../../shaders/min_max.wgsl"),
+        shader!("min_max"),
         MINMAX_WG,
         &[
             ("ty", ty.to_string()),
@@ -146,25 +134,13 @@ fn k_min_max(vec4: bool) -> Wgsl {
 
 /// The LayerNorm kernels: `fwd`, `stats`, `bwd` (input gradient), `bwd_params` (γ and β).
 fn k_layer_norm(which: &str) -> Wgsl {
-    let (name, source) = match which {
-        "fwd" => (
-            "layer_norm_fwd",
-            include_str!("../../../shaders/layer_norm_fwd.wgsl"),
-        ),
-        "stats" => (
-            "layer_norm_stats",
-            include_str!("../../../shaders/layer_norm_stats.wgsl"),
-        ),
-        "bwd" => (
-            "layer_norm_bwd",
-            include_str!("../../../shaders/layer_norm_bwd.wgsl"),
-        ),
-        _ => (
-            "layer_norm_bwd_params",
-            include_str!("../../../shaders/layer_norm_bwd_params.wgsl"),
-        ),
+    let shader = match which {
+        "fwd" => shader!("layer_norm_fwd"),
+        "stats" => shader!("layer_norm_stats"),
+        "bwd" => shader!("layer_norm_bwd"),
+        _ => shader!("layer_norm_bwd_params"),
     };
-    wgsl(name, source, ROW_WG, &[])
+    wgsl(shader, ROW_WG, &[])
 }
 
 /// Rows of C per invocation (each invocation holds a TM×4 tile of C in registers).
@@ -174,8 +150,7 @@ const MATMUL_WG: u32 = 64;
 
 fn k_matmul() -> Wgsl {
     wgsl(
-        "matmul",
-        include_str!("../../../shaders/matmul.wgsl"),
+        shader!("matmul"),
         MATMUL_WG,
         &[("tm", MATMUL_TM.to_string())],
     )
@@ -184,21 +159,12 @@ fn k_matmul() -> Wgsl {
 /// The vec4 matmul for operands stored as given (`nn`), with A stored transposed
 /// (`tn`, `[batch, K, M]`) or with B stored transposed (`nt`, `[batch, N, K]`).
 fn k_matmul_vec4(layout: &str) -> Wgsl {
-    let (name, source) = match layout {
-        "tn" => (
-            "matmul_vec4_tn",
-            include_str!("../../../shaders/matmul_vec4_tn.wgsl"),
-        ),
-        "nt" => (
-            "matmul_vec4_nt",
-            include_str!("../../../shaders/matmul_vec4_nt.wgsl"),
-        ),
-        _ => (
-            "matmul_vec4",
-            include_str!("../../../shaders/matmul_vec4.wgsl"),
-        ),
+    let shader = match layout {
+        "tn" => shader!("matmul_vec4_tn"),
+        "nt" => shader!("matmul_vec4_nt"),
+        _ => shader!("matmul_vec4"),
     };
-    wgsl(name, source, MATMUL_WG, &[("tm", MATMUL_TM.to_string())])
+    wgsl(shader, MATMUL_WG, &[("tm", MATMUL_TM.to_string())])
 }
 
 /// Whether `t` (`[batch, rows, cols]`) is the swapped view of a contiguous `[batch, cols, rows]`
@@ -211,8 +177,7 @@ fn is_swapped(t: &CubeTensor) -> bool {
 
 fn k_seq_stats(bins: usize) -> Wgsl {
     wgsl(
-        "seq_stats",
-        include_str!("../../../shaders/seq_stats.wgsl"),
+        shader!("seq_stats"),
         STATS_WG,
         &[("bins", bins.max(1).to_string())],
     )
@@ -233,8 +198,7 @@ fn k_pack(n: usize) -> Wgsl {
         .map(|k| format!("        case {k}u: {{ return x{k}[i]; }}"))
         .collect();
     wgsl(
-        "pack",
-        include_str!("../../../shaders/pack.wgsl"),
+        shader!("pack"),
         PACK_WG,
         &[
             ("n", n.to_string()),
@@ -676,7 +640,7 @@ impl KernelOps for CubeBackend {
         let meta = info(&meta);
         let mut bufs: Vec<BufferBinding> =
             inputs.iter().map(|t| t.handle.clone().binding()).collect();
-        bufs.extend([dst.handle.clone().binding()]);
+        bufs.push(dst.handle.clone().binding());
         launch(
             &dst,
             k_pack(inputs.len()),
