@@ -17,7 +17,8 @@ use crate::model::{TapKind, Taps};
 /// - `x`: `[batch, seq, d]` → `[batch]`
 pub fn inf_norm_per_seq(x: Tensor<3>) -> Tensor<1> {
     let [b, t, d] = x.dims();
-    x.abs().reshape([b, t * d]).max_dim(1).reshape([b])
+    // In chunks: a sequence can be longer than Burn's wgpu reductions reach (`REDUCE_CHUNK`).
+    crate::kernels::reduce_rows(x.abs().reshape([b, t * d]), |r| r.max_dim(1)).reshape([b])
 }
 
 /// Raw kurtosis per sequence: mean((x−μ)⁴) / (s⁴ + 1e-6), s the unbiased standard deviation
@@ -29,10 +30,12 @@ pub fn kurtosis_per_seq(x: Tensor<3>) -> Tensor<1> {
     let [b, t, d] = x.dims();
     let n = t * d;
     let x = x.reshape([b, n]); // [b, n]
-    let centred = x.clone() - x.mean_dim(1); // [b, n]
+    // In chunks: a sequence can be longer than Burn's wgpu reductions reach (`REDUCE_CHUNK`).
+    let sum = |t: Tensor<2>| crate::kernels::reduce_rows(t, |r| r.sum_dim(1)); // [b, 1]
+    let centred = x.clone() - sum(x).div_scalar(n.max(1) as f64); // [b, n]
     let sq = centred.powi_scalar(2); // [b, n]
-    let var = sq.clone().sum_dim(1).div_scalar((n.max(2) - 1) as f64); // [b, 1] unbiased s²
-    let m4 = sq.powi_scalar(2).mean_dim(1); // [b, 1]
+    let var = sum(sq.clone()).div_scalar((n.max(2) - 1) as f64); // [b, 1] unbiased s²
+    let m4 = sum(sq.powi_scalar(2)).div_scalar(n.max(1) as f64); // [b, 1]
     (m4 / (var.powi_scalar(2) + 1e-6)).reshape([b])
 }
 

@@ -197,7 +197,9 @@ fn fake_quant_kernel_matches_reference() {
 fn min_max_kernel_matches_reference() {
     let device = gpu();
     let cpu = Device::flex();
-    for n in [1usize, 2, 255, 256, 257, 100_003, 1_000_000] {
+    for n in [
+        1usize, 2, 255, 256, 257, 100_003, 1_000_000, 1_200_000, 4_194_307,
+    ] {
         let x = data(n, 5.0);
         let t = Tensor::<1>::from_data(TensorData::new(x.clone(), [n]), &device);
         let k = vals(custom::min_max(t.clone()));
@@ -518,6 +520,52 @@ fn whole_tensor_reductions_cover_every_element() {
                 "n={n}, p={p}: reference"
             );
             assert_eq!(vals(custom::min_max(t)), want, "n={n}, p={p}: kernel");
+        }
+    }
+}
+
+#[test]
+fn per_sequence_reductions_cover_long_sequences() {
+    // Sequences past Burn's wgpu reduction reach (262,132 values with 16-byte loads, 65,532
+    // without): the reference statistics and the metrics reduce in chunks, and must still see
+    // an outlier in the very last position.
+    let device = gpu();
+    let bins = 8;
+    for n in [300_001usize, 4 * 70_000] {
+        let b = 2;
+        let mut x = data(b * n, 2.0);
+        x[n - 1] = 1000.0; // sequence 0's last value
+        x[2 * n - 1] = -900.0; // sequence 1's last value
+        let xt = Tensor::<2>::from_data(TensorData::new(x.clone(), [b, n]), &device);
+        let r = Tensor::<1>::from_data(TensorData::new(vec![1000f32], [1]), &device);
+        let k = vals(custom::seq_stats(xt.clone(), r.clone(), bins));
+        let rf = vals(reference::seq_stats(xt.clone(), r, bins));
+        let w = STAT_COLS + bins;
+        let x3 = Tensor::<3>::from_data(TensorData::new(x.clone(), [b, n, 1]), &device);
+        let inf = vals(qtlab_core::metrics::inf_norm_per_seq(x3.clone()));
+        let kurt = vals(qtlab_core::metrics::kurtosis_per_seq(x3));
+        for s in 0..b {
+            let seq = &x[s * n..(s + 1) * n];
+            let want_max = seq.iter().fold(0f32, |m, v| m.max(v.abs()));
+            let want_mean = seq.iter().map(|&v| v as f64).sum::<f64>() / n as f64;
+            let want_kurt = qtlab_core::metrics::kurtosis_host(seq);
+            for (name, row) in [("kernel", &k), ("reference", &rf)] {
+                let row = &row[s * w..(s + 1) * w];
+                assert_eq!(row[0], want_max, "n={n} seq {s}: {name} max |x|");
+                assert!(
+                    (row[1] as f64 - want_mean).abs() <= 1e-4 * want_mean.abs().max(1.0),
+                    "n={n} seq {s}: {name} mean {} vs {want_mean}",
+                    row[1]
+                );
+                let total: f32 = row[STAT_COLS..].iter().sum();
+                assert_eq!(total, n as f32, "n={n} seq {s}: {name} counts every value");
+            }
+            assert_eq!(inf[s], want_max, "n={n} seq {s}: metrics max |x|");
+            assert!(
+                (kurt[s] as f64 - want_kurt).abs() <= 1e-3 * want_kurt,
+                "n={n} seq {s}: metrics kurtosis {} vs {want_kurt}",
+                kurt[s]
+            );
         }
     }
 }

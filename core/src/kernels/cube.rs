@@ -25,6 +25,13 @@ const ROW_WG: u32 = 64;
 const ELEM_WG: u32 = 256;
 /// Invocations per workgroup of the min-max passes.
 const MINMAX_WG: u32 = 64;
+/// Neighbouring invocations that walk one block together in the min-max first pass: one SIMD
+/// batch of lavapipe on AVX2 (8 × f32), and 8 × 16 bytes, a 128-byte line, per step.
+const MINMAX_TEAM: u32 = 8;
+/// Steps per invocation the min-max first pass aims for.
+const MINMAX_STEPS: usize = 64;
+/// Most workgroups (so pairs ÷ 64) of the min-max first pass.
+const MINMAX_GROUPS: usize = 64;
 /// Invocations per workgroup of the statistics kernel (one workgroup per sequence).
 const STATS_WG: u32 = 256;
 
@@ -566,21 +573,29 @@ impl KernelOps for CubeBackend {
         let out = empty_like(&x, Shape::new([2]));
         let (width, _) = lanes(n);
         let items = n / width;
-        // Enough invocations to keep every core (or GPU lane) streaming; few enough that the
-        // second pass, one invocation folding their pairs, is negligible.
-        let threads = items.div_ceil(64).clamp(1, 4096);
-        let partial = empty_like(&x, Shape::new([2 * threads]));
-        let meta = info(&[items as u32, 0, threads as u32]);
-        let groups = threads.div_ceil(MINMAX_WG as usize) as u32;
+        // Teams of MINMAX_TEAM invocations each walk one block in about MINMAX_STEPS steps;
+        // at most MINMAX_GROUPS workgroups, so the second pass (one invocation folding one pair
+        // per first-pass invocation) stays negligible. Blocks are whole team spans, so every
+        // step's span is aligned.
+        let (wg, team) = (MINMAX_WG as usize, MINMAX_TEAM as usize);
+        let groups = items.div_ceil(wg * MINMAX_STEPS).clamp(1, MINMAX_GROUPS);
+        let per_team = items
+            .div_ceil(groups * (wg / team))
+            .next_multiple_of(team)
+            .max(team);
+        let groups = items.div_ceil(per_team * (wg / team)).max(1);
+        let pairs = groups * wg;
+        let partial = empty_like(&x, Shape::new([2 * pairs]));
+        let meta = info(&[items as u32, 0, per_team as u32, MINMAX_TEAM, MINMAX_WG]);
         let bufs = vec![x.handle.clone().binding(), partial.handle.clone().binding()];
         launch(
             &x,
             k_min_max(width == 4),
-            CubeCount::Static(groups, 1, 1),
+            CubeCount::Static(groups as u32, 1, 1),
             bufs,
             meta,
         );
-        let meta = info(&[threads as u32, 1, 1]);
+        let meta = info(&[pairs as u32, 1, pairs as u32, 1, 1]);
         let bufs = vec![
             partial.handle.clone().binding(),
             out.handle.clone().binding(),

@@ -194,6 +194,33 @@ fn reduce_long(
     all(Tensor::cat(parts, 0))
 }
 
+/// Reduces every row of `x` to one value, in chunks of [`REDUCE_CHUNK`] when the rows are longer
+/// (each row's whole chunks through `row`, then their results and the row's tail through `row`
+/// again), so no reduced axis is longer than a chunk. `row` must be a sum, min or max along
+/// axis 1; a mean is a sum divided by the length.
+///
+/// # Shapes
+/// - `x`: `[rows, n]` → `[rows, 1]`
+pub fn reduce_rows(x: Tensor<2>, row: impl Fn(Tensor<2>) -> Tensor<2>) -> Tensor<2> {
+    let [b, n] = x.dims();
+    let chunks = n / REDUCE_CHUNK;
+    if n <= REDUCE_CHUNK {
+        return row(x);
+    }
+    let whole = chunks * REDUCE_CHUNK;
+    let heads = row(
+        x.clone()
+            .slice([0..b, 0..whole])
+            .reshape([b * chunks, REDUCE_CHUNK]), // [rows·chunks, chunk]
+    )
+    .reshape([b, chunks]); // [rows, chunks]
+    let mut parts = vec![heads];
+    if whole < n {
+        parts.push(x.slice([0..b, whole..n])); // [rows, n - whole]
+    }
+    row(Tensor::cat(parts, 1)) // [rows, 1]
+}
+
 /// Sum of every element, safe past Burn's reduction length limit ([`REDUCE_CHUNK`]).
 ///
 /// # Shapes
@@ -448,11 +475,13 @@ pub mod reference {
     pub fn seq_stats(x: Tensor<2>, range: Tensor<1>, bins: usize) -> Tensor<2> {
         let [b, n] = x.dims();
         let device = x.device();
-        let max_abs = x.clone().abs().max_dim(1); // [b, 1]
-        let mean = x.clone().mean_dim(1); // [b, 1]
+        // Sequences can be longer than Burn's wgpu reductions reach (see `REDUCE_CHUNK`).
+        let sum = |t: Tensor<2>| super::reduce_rows(t, |r| r.sum_dim(1)); // [b, 1]
+        let max_abs = super::reduce_rows(x.clone().abs(), |r| r.max_dim(1)); // [b, 1]
+        let mean = sum(x.clone()).div_scalar(n.max(1) as f64); // [b, 1]
         let c2 = (x.clone() - mean.clone()).powi_scalar(2); // [b, n]
-        let var = c2.clone().sum_dim(1).div_scalar((n.max(2) - 1) as f64); // [b, 1]
-        let m4 = c2.powi_scalar(2).mean_dim(1); // [b, 1]
+        let var = sum(c2.clone()).div_scalar((n.max(2) - 1) as f64); // [b, 1]
+        let m4 = sum(c2.powi_scalar(2)).div_scalar(n.max(1) as f64); // [b, 1]
         // Bin index of every value, then one comparison per bin: a histogram from tensor ops.
         let r = range.clamp_min(1e-6).reshape([1, 1]); // [1, 1]
         let idx = ((x.clone() + r.clone()) / (r * 2.0))
@@ -462,12 +491,21 @@ pub mod reference {
         let ids = Tensor::<1, burn::tensor::Int>::arange(0..bins as i64, &device)
             .float()
             .reshape([1, 1, bins]); // [1, 1, bins]
-        let counts = idx
-            .reshape([b, n, 1])
-            .equal(ids)
-            .float()
-            .sum_dim(1)
-            .reshape([b, bins]); // [b, bins]
+        // Chunk by chunk along the sequence: Burn's wgpu reduction along an axis stops short
+        // past 65,532 values (`REDUCE_CHUNK`), and no [b, n, bins] tensor is ever whole.
+        let mut counts = Tensor::<2>::zeros([b, bins], &device); // [b, bins]
+        for start in (0..n).step_by(super::REDUCE_CHUNK) {
+            let end = (start + super::REDUCE_CHUNK).min(n);
+            counts = counts
+                + idx
+                    .clone()
+                    .slice([0..b, start..end])
+                    .reshape([b, end - start, 1])
+                    .equal(ids.clone())
+                    .float()
+                    .sum_dim(1)
+                    .reshape([b, bins]); // [b, bins]
+        }
         let out = Tensor::cat(vec![max_abs, mean, var, m4, counts], 1); // [b, 4 + bins]
         debug_assert_eq!(out.dims()[1], STAT_COLS + bins);
         out
