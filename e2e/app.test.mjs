@@ -198,6 +198,18 @@ await test('without a WebGPU adapter the app falls back and says why', async () 
   await nogpu.close();
 });
 
+await test("a hand-typed link with '?' instead of '#' is read, said so, and rewritten", async () => {
+  const { page, ctx, errors } = await open(b, `${server.url}?${TINY}&attn=gated&pi=0.3`);
+  assert.equal(await page.$eval('#ctl-attn', (e) => e.value), 'gated');
+  assert.equal(await page.$eval('#ctl-layers', (e) => e.value), '1');
+  assert.match(await page.textContent('#notes'), /after '#'/);
+  const url = new URL(page.url());
+  assert.equal(url.search, '', 'the query is gone from the address bar');
+  assert.match(url.hash, /attn=gated/);
+  assert.deepEqual(errors, []);
+  await ctx.close();
+});
+
 await test('a malformed link shows a message and the defaults, not a blank page', async () => {
   const { page, ctx, errors } = await open(b, `${server.url}#heads=banana&layers=abc&zzz=1&<script>=x&seed=%zz`);
   const notes = await page.textContent('#notes');

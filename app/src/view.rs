@@ -47,18 +47,32 @@ pub struct Ctx {
     pub copied: RwSignal<bool>,
 }
 
-fn location_hash() -> String {
-    web_sys::window()
-        .and_then(|w| w.location().hash().ok())
-        .unwrap_or_default()
+/// The run's settings from the address: after '#', or, for a hand-typed link that has none
+/// there, after '?' (then `true`, so the page can say where links keep them).
+fn location_spec() -> (String, bool) {
+    let loc = web_sys::window().map(|w| w.location());
+    let part = |f: fn(&web_sys::Location) -> Result<String, JsValue>| {
+        loc.as_ref().and_then(|l| f(l).ok()).unwrap_or_default()
+    };
+    let (hash, search) = (
+        part(web_sys::Location::hash),
+        part(web_sys::Location::search),
+    );
+    if hash.trim_start_matches('#').is_empty() && !search.trim_start_matches('?').is_empty() {
+        (search, true)
+    } else {
+        (hash, false)
+    }
 }
 
-/// Keeps the address bar current without adding a history entry per edit.
+/// Keeps the address bar current without adding a history entry per edit. The path without
+/// its query: settings live after '#', and a stale '?' part would only confuse a reader.
 fn replace_url(hash: &str) {
     if let Some(w) = web_sys::window()
         && let Ok(h) = w.history()
     {
-        let _ = h.replace_state_with_url(&JsValue::NULL, "", Some(&format!("#{hash}")));
+        let path = w.location().pathname().unwrap_or_default();
+        let _ = h.replace_state_with_url(&JsValue::NULL, "", Some(&format!("{path}#{hash}")));
     }
 }
 
@@ -1386,14 +1400,22 @@ const PRESETS: &[(&str, &str)] = &[
 
 #[component]
 pub fn App() -> impl IntoView {
-    let (state, errors) = AppState::from_url(&location_hash());
+    let (spec_text, from_query) = location_spec();
+    let (state, errors) = AppState::from_url(&spec_text);
+    let mut notes: Vec<String> = errors.iter().map(|e| format!("Link: {e}")).collect();
+    if from_query {
+        notes.push(
+            "Link: the settings were read from after '?'; qtlab links keep them after '#', as the address bar now shows."
+                .into(),
+        );
+    }
     let ctx = Ctx {
         app: RwSignal::new(state),
         phase: RwSignal::new(Phase::Probing),
         running: RwSignal::new(false),
         version: RwSignal::new(0),
         banner: RwSignal::new(None),
-        notes: RwSignal::new(errors.iter().map(|e| format!("Link: {e}")).collect()),
+        notes: RwSignal::new(notes),
         backend: RwSignal::new("probing…".into()),
         sel_layer: RwSignal::new(0),
         sel_lane: RwSignal::new(0),
