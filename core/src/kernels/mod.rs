@@ -173,27 +173,6 @@ pub fn layer_norm<const D: usize>(layer: &burn::nn::LayerNorm, x: Tensor<D>) -> 
 /// every whole-tensor reduction here goes through rows of this many values.
 pub const REDUCE_CHUNK: usize = 16_384;
 
-/// Reduces a flat tensor in rows of [`REDUCE_CHUNK`] (whole rows through `row`, then their
-/// results and the tail through `all`), so no reduced axis is longer than a chunk.
-fn reduce_long(
-    flat: Tensor<1>,
-    row: impl Fn(Tensor<2>) -> Tensor<2>,
-    all: impl Fn(Tensor<1>) -> Tensor<1>,
-) -> Tensor<1> {
-    let n = flat.dims()[0];
-    let rows = n / REDUCE_CHUNK;
-    if rows == 0 {
-        return all(flat);
-    }
-    let whole = rows * REDUCE_CHUNK;
-    let heads = row(flat.clone().slice(0..whole).reshape([rows, REDUCE_CHUNK])); // [rows, 1]
-    let mut parts = vec![heads.reshape([rows])]; // [rows]
-    if whole < n {
-        parts.push(flat.slice(whole..n)); // [n - whole]
-    }
-    all(Tensor::cat(parts, 0))
-}
-
 /// Reduces every row of `x` to one value, in chunks of [`REDUCE_CHUNK`] when the rows are longer
 /// (each row's whole chunks through `row`, then their results and the row's tail through `row`
 /// again), so no reduced axis is longer than a chunk. `row` must be a sum, min or max along
@@ -203,10 +182,10 @@ fn reduce_long(
 /// - `x`: `[rows, n]` → `[rows, 1]`
 pub fn reduce_rows(x: Tensor<2>, row: impl Fn(Tensor<2>) -> Tensor<2>) -> Tensor<2> {
     let [b, n] = x.dims();
-    let chunks = n / REDUCE_CHUNK;
     if n <= REDUCE_CHUNK {
         return row(x);
     }
+    let chunks = n / REDUCE_CHUNK;
     let whole = chunks * REDUCE_CHUNK;
     let heads = row(
         x.clone()
@@ -227,7 +206,7 @@ pub fn reduce_rows(x: Tensor<2>, row: impl Fn(Tensor<2>) -> Tensor<2>) -> Tensor
 /// - `x`: any → `[1]`
 pub fn sum_all<const D: usize>(x: Tensor<D>) -> Tensor<1> {
     let n = x.shape().num_elements();
-    reduce_long(x.reshape([n]), |r| r.sum_dim(1), |t| t.sum())
+    reduce_rows(x.reshape([1, n]), |r| r.sum_dim(1)).reshape([1])
 }
 
 /// `[min, max]` over every element (no gradient).
@@ -439,10 +418,10 @@ pub mod reference {
 
     pub fn min_max<const D: usize>(x: Tensor<D>) -> Tensor<1> {
         let n = x.shape().num_elements();
-        let flat = x.reshape([n]); // [n]
-        let min = super::reduce_long(flat.clone(), |r| r.min_dim(1), |t| t.min()); // [1]
-        let max = super::reduce_long(flat, |r| r.max_dim(1), |t| t.max()); // [1]
-        Tensor::cat(vec![min, max], 0)
+        let flat = x.reshape([1, n]); // [1, n]
+        let min = super::reduce_rows(flat.clone(), |r| r.min_dim(1)); // [1, 1]
+        let max = super::reduce_rows(flat, |r| r.max_dim(1)); // [1, 1]
+        Tensor::cat(vec![min, max], 1).reshape([2])
     }
 
     pub fn matmul(a: Tensor<3>, b: Tensor<3>) -> Tensor<3> {
@@ -493,19 +472,20 @@ pub mod reference {
             .reshape([1, 1, bins]); // [1, 1, bins]
         // Chunk by chunk along the sequence: Burn's wgpu reduction along an axis stops short
         // past 65,532 values (`REDUCE_CHUNK`), and no [b, n, bins] tensor is ever whole.
-        let mut counts = Tensor::<2>::zeros([b, bins], &device); // [b, bins]
-        for start in (0..n).step_by(super::REDUCE_CHUNK) {
-            let end = (start + super::REDUCE_CHUNK).min(n);
-            counts = counts
-                + idx
-                    .clone()
+        let counts = (0..n)
+            .step_by(super::REDUCE_CHUNK)
+            .map(|start| {
+                let end = (start + super::REDUCE_CHUNK).min(n);
+                idx.clone()
                     .slice([0..b, start..end])
                     .reshape([b, end - start, 1])
                     .equal(ids.clone())
                     .float()
                     .sum_dim(1)
-                    .reshape([b, bins]); // [b, bins]
-        }
+                    .reshape([b, bins]) // [b, bins]
+            })
+            .reduce(|a, c| a + c)
+            .unwrap_or_else(|| Tensor::zeros([b, bins], &device)); // [b, bins]
         let out = Tensor::cat(vec![max_abs, mean, var, m4, counts], 1); // [b, 4 + bins]
         debug_assert_eq!(out.dims()[1], STAT_COLS + bins);
         out
