@@ -321,6 +321,34 @@ await test('the Shakespeare preset sets its recipe; the built-in corpus download
   await fresh.ctx.close();
 });
 
+await test('an empty link opens the first preset, a Bigram-Backcopy run, and it shows the no-op split', async () => {
+  // The default: no fragment at all. The address bar then carries the whole preset.
+  const { page, ctx, errors } = await open(b, `${server.url}`);
+  await page.waitForFunction(() => /model=opt/.test(location.hash) && /data=bb/.test(location.hash) && /sched=const/.test(location.hash));
+  assert.match(await page.textContent('#data-now'), /Bigram-Backcopy/);
+  assert.match(await page.textContent('#look-for'), /first token/);
+  await shot(page, 'default-preset');
+  await ctx.close();
+  // A tiny Bigram-Backcopy run on the CPU: the record splits first-token mass by query kind.
+  const bb = await open(b, `${server.url}#${TINY}&model=opt&data=bb%3Asynthetic&bb_k=2&backend=cpu&cmp=vanilla&attn=gated`);
+  await bb.page.click('#run');
+  await waitDone(bb.page);
+  const rec = await exportRecord(bb.page);
+  assert.equal(rec.lanes.length, 2);
+  for (const lane of rec.lanes) {
+    const heads = lane.evals[lane.evals.length - 1].heads;
+    assert.ok(heads.length >= 1);
+    assert.equal(heads[0].first_mass_other.length, 2, 'per head, queries with nothing to do');
+    assert.equal(heads[0].first_mass_copy.length, 2, 'per head, copy queries');
+    assert.ok(lane.inspection.profiles.length >= 1, 'where the outlier sits');
+    assert.ok(lane.inspection.value_norms.length >= 1, 'value norms per layer');
+  }
+  assert.match(await bb.page.textContent('#inspect'), /queries with nothing to do/);
+  assert.deepEqual(bb.errors, []);
+  assert.deepEqual(errors, []);
+  await bb.ctx.close();
+});
+
 await test('a bad download of the built-in corpus is refused with a message, not trained on', async () => {
   const { page, ctx } = await open(b, `${server.url}#${TINY}&backend=cpu&cmp=&data=tinyshakespeare`);
   // A server that answers every path with its index page (a common SPA fallback).

@@ -1,5 +1,5 @@
 // Straight-through backward of fake quantization: the rounding passes the gradient unchanged,
-// the clamp blocks it where round(x / scale + zp) falls outside [qmin, qmax] (inclusive at the
+// the clamp blocks it where round(x / scale) + zp falls outside [qmin, qmax] (inclusive at the
 // edges, like the reference's clamp). T, PER and the grid as in the forward kernel.
 
 alias T = {{ ty }};
@@ -23,7 +23,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     for (var k = 0u; k < PER; k++) {
         let i = t + k * threads;
         if (i < n) {
-            let q = round(x[i] / scale + zp);
+            let q = round(x[i] / scale) + zp;
             dx[i] = select(T(0.0), g[i], (q >= lo) & (q <= hi));
         }
     }

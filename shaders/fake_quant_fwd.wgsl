@@ -1,6 +1,6 @@
-// Fake quantization, fused: x_hat = scale * (clamp(round(x / scale + zp), qmin, qmax) - zp).
-// Same operation order as the reference (`kernels::reference::fake_quant`), so both round the
-// same f32 value; WGSL's round() is half-to-even like Burn's.
+// Fake quantization, fused: x_hat = scale * (clamp(round(x / scale) + zp, qmin, qmax) - zp),
+// the paper's order (`round_ste_func(x / delta) + zero_float`). Same operation order as the
+// reference (`kernels::reference::fake_quant`); WGSL's round() is half-to-even like Burn's.
 //
 // T is vec4<f32> when the length is a multiple of 4 (one 16-byte load per value group, what
 // Burn's own fused kernels do) and f32 otherwise; every operation below is componentwise.
@@ -28,7 +28,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     for (var k = 0u; k < PER; k++) {
         let i = t + k * threads;
         if (i < n) {
-            let q = clamp(round(x[i] / scale + zp), lo, hi);
+            let q = clamp(round(x[i] / scale) + zp, lo, hi);
             y[i] = (q - zp) * scale;
         }
     }

@@ -215,7 +215,8 @@ pub fn current_device() -> (Device, bool) {
 /// Loads the data for `spec` (the upload, when it names one) or explains why it cannot.
 pub fn load_data(spec: &RunSpec) -> Result<RunData, String> {
     use qtlab_core::spec::DataSource;
-    let text = match &spec.data {
+    // Under Bigram-Backcopy the source text is read the same way; the task is built from it.
+    let text = match spec.data.text_source() {
         DataSource::File(name) if spec.model != qtlab_core::spec::ModelKind::Vit => {
             let up = with_engine(|e| e.upload.clone());
             match up {
@@ -248,7 +249,8 @@ pub const SHAKESPEARE_URL: &str = "data/tinyshakespeare.txt";
 /// Whether `spec` trains on the built-in tinyshakespeare text and this session has not
 /// downloaded it yet.
 pub fn needs_download(spec: &RunSpec) -> bool {
-    spec.data == qtlab_core::spec::DataSource::Shakespeare
+    *spec.data.text_source() == qtlab_core::spec::DataSource::Shakespeare
+        && spec.model != qtlab_core::spec::ModelKind::Vit
         && with_engine(|e| e.shakespeare.is_none())
 }
 

@@ -8,6 +8,7 @@ mod bench_kernels;
 
 use qtlab_core::Backend;
 use qtlab_core::dataset::RunData;
+use qtlab_core::presets::{self, Preset};
 use qtlab_core::quant::{QuantSettings, WeightRange, quantize_and_evaluate};
 use qtlab_core::record::{Progress, RunRecord, run_native};
 use qtlab_core::spec::{KEYS, RunSpec};
@@ -19,25 +20,27 @@ qtlab — Quantizable Transformers Lab (headless)
 USAGE:
   qtlab train [--spec '<canonical spec>'] [--<key> <value>]... [--backend cpu|wgpu]
               [--out FILE] [--stats-every N] [--threads N] [--quiet]
-              [--quantize w8a8[,w6a6,...]] [--weight-range minmax|mse]
+              [--quantize w8a8[,w6a6,...]] [--weight-range auto|minmax|mse]
               [--weight-granularity tensor|channel]
               [--act-range running_minmax|current_minmax|percentile:99.999] [--calib-batches N]
   qtlab bench [--backend cpu|wgpu|all] [--bench-steps N] [--threads N]
   qtlab bench kernels [--backend cpu|wgpu|all] [--bench-steps N] [--only NAME]   custom WGSL
               kernels vs their Burn-tensor references on the same device, and the cost of
               per-step outlier stats (--only: rows whose name contains NAME; `step` for the last)
-  qtlab experiment [--spec ...] [--<key> <value>]... [--variants vanilla,clipped,gated]
-              [--quantize w8a8,w8a6,...] [--out FILE]   Table 2 at demo scale (markdown + JSON)
-  qtlab spec  [--spec '<canonical spec>'] [--<key> <value>]...   print the canonical spec
+  qtlab experiment [--preset ID] [--spec ...] [--<key> <value>]... [--seeds N]
+              [--variants vanilla,clipped,gated] [--quantize w8a8,w8a6,...] [--out FILE]
+              Table 2 at demo scale over N seeds (mean ± sd, per-seed ratios; markdown + JSON)
+  qtlab presets   the app's presets (id, link fragment, what each shows); the first is the default
+  qtlab spec  [--preset ID] [--spec '<canonical spec>'] [--<key> <value>]...   print the canonical spec
   qtlab soak  [--soak-steps N] [--max-growth-mib M] [--spec ...]   long run, memory sampled;
               fails if resident memory grows more than M MiB after warm-up (default 10000, 64)
   qtlab shaders DIR   write every WGSL kernel variant, templates filled, for compile checks
   qtlab help
 
 Every spec key is also a flag: --model bert|opt|vit, --attn vanilla|clipped|gated|softmax1|sink,
---steps N, --seed N, --data synthetic|tinyshakespeare|<path>, --gamma, --zeta, --alpha, --gate uph|cph|linear|mlp|allheads,
+--steps N, --seed N, --data synthetic|tinyshakespeare|bb|bb:<source>|<path>, --gamma, --zeta, --alpha, --gate uph|cph|linear|mlp|allheads,
 --pi, --layers, --d, --heads, --ffn, --seq, --batch, --lr, --warmup, --wd, ...
-Flags after --spec override the spec's values.
+Flags after --spec or --preset override their values.
 
 EXAMPLES:
   qtlab train --model bert --attn clipped --alpha 0.5 --steps 300 --out run.json
@@ -54,6 +57,7 @@ fn main() -> ExitCode {
         Some("bench") => cmd_bench(&args[1..]),
         Some("spec") => cmd_spec(&args[1..]),
         Some("experiment") => cmd_experiment(&args[1..]),
+        Some("presets") => cmd_presets(),
         Some("soak") => cmd_soak(&args[1..]),
         Some("shaders") => cmd_shaders(&args[1..]),
         Some("help" | "--help" | "-h") | None => {
@@ -83,13 +87,18 @@ struct RunOpts {
     threads: usize,
     /// Post-training quantization points (`--quantize w8a8,w6a6`).
     quant_bits: Vec<(u32, u32)>,
-    weight_range: WeightRange,
+    /// `None`: the paper's choice for the model (MSE for OPT, min-max otherwise).
+    weight_range: Option<WeightRange>,
     /// One weight grid per output channel (`--weight-granularity channel`).
     per_channel: bool,
     act_range: String,
     calib_batches: usize,
     /// `qtlab bench kernels --only fake`: just the rows whose name contains this.
     only: Option<String>,
+    /// `--preset ID`: the spec starts from this preset instead of the defaults.
+    preset: Option<&'static Preset>,
+    /// `qtlab experiment --seeds N`: seeds `seed`, `seed + 1`, … `seed + N − 1`.
+    seeds: u64,
 }
 
 fn parse_args(args: &[String]) -> Result<(RunSpec, RunOpts), String> {
@@ -102,11 +111,13 @@ fn parse_args(args: &[String]) -> Result<(RunSpec, RunOpts), String> {
         bench_backends: vec![Backend::Cpu, Backend::Wgpu],
         threads: 0,
         quant_bits: Vec::new(),
-        weight_range: WeightRange::MinMax,
+        weight_range: None,
         per_channel: false,
         act_range: "running_minmax".into(),
         calib_batches: 16,
         only: None,
+        preset: None,
+        seeds: 1,
     };
     let mut spec = RunSpec::default();
     let mut sets: Vec<(String, String)> = Vec::new();
@@ -129,6 +140,29 @@ fn parse_args(args: &[String]) -> Result<(RunSpec, RunOpts), String> {
             .clone();
         match key {
             "spec" => spec = RunSpec::parse(&value).map_err(|e| e.to_string())?,
+            "preset" => {
+                let p = presets::find(&value).ok_or_else(|| {
+                    let ids: Vec<&str> = presets::PRESETS.iter().map(|p| p.id).collect();
+                    format!("unknown preset `{value}`; presets: {}", ids.join(", "))
+                })?;
+                spec = p.spec().map_err(|e| format!("preset {}: {e}", p.id))?;
+                if opts.quant_bits.is_empty()
+                    && let Some(q) = p.quant_points()
+                {
+                    opts.quant_bits = q
+                        .split(',')
+                        .map(QuantSettings::parse_bits)
+                        .collect::<Result<_, _>>()?;
+                }
+                opts.preset = Some(p);
+            }
+            "seeds" => {
+                opts.seeds = value
+                    .parse()
+                    .ok()
+                    .filter(|&n: &u64| (1..=100).contains(&n))
+                    .ok_or_else(|| format!("--seeds expects 1..=100, got `{value}`"))?
+            }
             "backend" => {
                 if value == "all" {
                     opts.bench_backends = vec![Backend::Cpu, Backend::Wgpu];
@@ -156,10 +190,13 @@ fn parse_args(args: &[String]) -> Result<(RunSpec, RunOpts), String> {
             }
             "weight-range" => {
                 opts.weight_range = match value.as_str() {
-                    "minmax" => WeightRange::MinMax,
-                    "mse" => WeightRange::Mse,
+                    "auto" => None,
+                    "minmax" => Some(WeightRange::MinMax),
+                    "mse" => Some(WeightRange::Mse),
                     other => {
-                        return Err(format!("--weight-range expects minmax|mse, got `{other}`"));
+                        return Err(format!(
+                            "--weight-range expects auto|minmax|mse, got `{other}`"
+                        ));
                     }
                 }
             }
@@ -191,8 +228,9 @@ fn parse_args(args: &[String]) -> Result<(RunSpec, RunOpts), String> {
             // `--data <path>` is the CLI's shorthand for `data=file:<path>`; `synthetic` and
             // `tinyshakespeare` name the built-in corpora.
             "data"
-                if !["synthetic", "tinyshakespeare"].contains(&value.as_str())
-                    && !value.starts_with("file:") =>
+                if !["synthetic", "tinyshakespeare", "bb"].contains(&value.as_str())
+                    && !value.starts_with("file:")
+                    && !value.starts_with("bb:") =>
             {
                 sets.push(("data".into(), format!("file:{value}")))
             }
@@ -305,7 +343,9 @@ fn train_one(spec: RunSpec, opts: &RunOpts) -> Result<RunRecord, String> {
         .map(|&(w_bits, a_bits)| QuantSettings {
             w_bits,
             a_bits,
-            weight_range: opts.weight_range,
+            weight_range: opts
+                .weight_range
+                .unwrap_or(WeightRange::default_for(spec.model)),
             per_channel: opts.per_channel,
             act_range: opts.act_range.clone(),
             calib_batches: opts.calib_batches,
@@ -401,71 +441,269 @@ fn cmd_train(args: &[String]) -> Result<(), String> {
 }
 
 /// The paper's Table 2 at demo scale: vanilla, clipped softmax and gated attention trained on
-/// the same data and seed, each quantized at every bit width.
+/// the same data and seed, each quantized at every bit width; with `--seeds N`, over N
+/// consecutive seeds, as mean ± sample standard deviation, plus each seed's vanilla-to-fix
+/// ratios (the issue-15 criteria must hold in every seed, not on average).
 fn cmd_experiment(args: &[String]) -> Result<(), String> {
     let mut args = args.to_vec();
-    let mut variants = vec![
-        "vanilla".to_string(),
-        "clipped".to_string(),
-        "gated".to_string(),
-    ];
+    let mut variants: Option<Vec<String>> = None;
     if let Some(i) = args.iter().position(|a| a == "--variants") {
         let v = args.get(i + 1).ok_or("--variants needs a value")?.clone();
-        variants = v.split(',').map(str::to_string).collect();
+        variants = Some(v.split(',').map(str::to_string).collect());
         args.drain(i..i + 2);
     }
     let (base, mut opts) = parse_args(&args)?;
+    let variants = variants.unwrap_or_else(|| match opts.preset {
+        Some(p) => p.variants(),
+        None => vec!["vanilla".into(), "clipped".into(), "gated".into()],
+    });
     if opts.quant_bits.is_empty() {
         opts.quant_bits = ["w8a8", "w8a6", "w8a4", "w6a6", "w4a8"]
             .iter()
             .map(|b| QuantSettings::parse_bits(b))
             .collect::<Result<_, _>>()?;
     }
-    let mut records = Vec::new();
-    for v in &variants {
-        let mut spec = base.clone();
-        spec.set("attn", v).map_err(|e| e.to_string())?;
-        spec.validate().map_err(|e| e.to_string())?;
-        records.push((v.clone(), train_one(spec, &opts)?));
+    // Every seed's records: runs[seed][variant].
+    let mut runs: Vec<(u64, Vec<(String, RunRecord)>)> = Vec::new();
+    for k in 0..opts.seeds {
+        let seed = base.seed + k;
+        let mut records = Vec::new();
+        for v in &variants {
+            let mut spec = base.clone();
+            spec.seed = seed;
+            spec.set("attn", v).map_err(|e| e.to_string())?;
+            spec.validate().map_err(|e| e.to_string())?;
+            records.push((v.clone(), train_one(spec, &opts)?));
+        }
+        runs.push((seed, records));
     }
     let is_vit = base.model == qtlab_core::spec::ModelKind::Vit;
-    let metric_name = if is_vit { "acc %" } else { "ppl" };
-    let metric = |m: &qtlab_core::quant::calibrate::QuantMetric| match (m.ppl, m.accuracy) {
-        (Some(p), _) => format!("{p:.3}"),
-        (_, Some(a)) => format!("{:.2}", 100.0 * a),
-        _ => "-".into(),
-    };
-    let mut table = format!("| Method | FP {metric_name} | Max inf norm | Avg kurtosis |");
-    for (w, a) in &opts.quant_bits {
-        table += &format!(" W{w}A{a} |");
-    }
-    table += "\n|---|---|---|---|";
-    table += &"---|".repeat(opts.quant_bits.len());
-    for (v, rec) in &records {
-        let Some(e) = &rec.eval else {
-            table += &format!("\n| {v} | {} |", rec.error.clone().unwrap_or_default());
-            continue;
-        };
-        let fp = rec
-            .quant
-            .first()
-            .map(|q| metric(&q.fp))
-            .unwrap_or_else(|| "-".into());
-        table += &format!(
-            "\n| {v} | {fp} | {:.2} | {:.2} |",
-            e.outliers.max_inf_norm, e.outliers.avg_kurtosis
-        );
-        for q in &rec.quant {
-            table += &format!(" {} |", metric(&q.quantized));
-        }
-    }
-    println!("{}\n\nbase spec: `{}`", table, base.to_canonical());
+    println!(
+        "{}",
+        experiment_table(&variants, &runs, &opts.quant_bits, is_vit)
+    );
+    println!("\nbase spec: `{}`", base.to_canonical());
     if let Some(path) = &opts.out {
-        let all: Vec<_> = records
+        let all: Vec<_> = runs
             .iter()
-            .map(|(v, r)| serde_json::json!({"variant": v, "record": r}))
+            .flat_map(|(seed, recs)| {
+                recs.iter().map(move |(v, r)| {
+                    serde_json::json!({"seed": seed, "variant": v, "record": r})
+                })
+            })
             .collect();
         write_json(path, &all, opts.quiet)?;
+    }
+    Ok(())
+}
+
+/// FP metric of a record: ppl for text, accuracy in % for images.
+fn fp_metric(rec: &RunRecord, is_vit: bool) -> Option<f64> {
+    let q = rec.quant.first()?;
+    if is_vit {
+        q.fp.accuracy.map(|a| 100.0 * a)
+    } else {
+        q.fp.ppl
+    }
+}
+
+fn quant_metric(rec: &RunRecord, i: usize, is_vit: bool) -> Option<f64> {
+    let q = rec.quant.get(i)?;
+    if is_vit {
+        q.quantized.accuracy.map(|a| 100.0 * a)
+    } else {
+        q.quantized.ppl
+    }
+}
+
+/// `mean ± sd` of the finite values (sd over seeds, n − 1), `-` when there are none.
+fn mean_sd(xs: &[f64]) -> String {
+    let xs: Vec<f64> = xs.iter().copied().filter(|x| x.is_finite()).collect();
+    if xs.is_empty() {
+        return "-".into();
+    }
+    let n = xs.len() as f64;
+    let mean = xs.iter().sum::<f64>() / n;
+    if xs.len() == 1 {
+        return format!("{mean:.3}");
+    }
+    let sd = (xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
+    format!("{mean:.3} ± {sd:.3}")
+}
+
+fn ratio(a: f64, b: f64) -> String {
+    if !(a.is_finite() && b.is_finite()) {
+        "-".into()
+    } else if b <= 0.0 {
+        if a > 0.0 { "∞".into() } else { "-".into() }
+    } else {
+        format!("{:.2}", a / b)
+    }
+}
+
+/// The markdown tables of an experiment: mean ± sd per variant, then per seed the ratios of
+/// vanilla to each fix (max inf-norm, avg kurtosis, and the quantization loss at each point:
+/// the rise in perplexity, or the drop in accuracy).
+fn experiment_table(
+    variants: &[String],
+    runs: &[(u64, Vec<(String, RunRecord)>)],
+    points: &[(u32, u32)],
+    is_vit: bool,
+) -> String {
+    let metric_name = if is_vit { "acc %" } else { "ppl" };
+    let seeds = runs.len();
+    let mut t = format!(
+        "{} seed{}: mean ± sd over seeds\n\n| Method | FP {metric_name} | Max inf norm | Avg kurtosis |",
+        seeds,
+        if seeds == 1 { "" } else { "s" }
+    );
+    for (w, a) in points {
+        t += &format!(" W{w}A{a} |");
+    }
+    t += "\n|---|---|---|---|";
+    t += &"---|".repeat(points.len());
+    let get = |v: &str| -> Vec<&RunRecord> {
+        runs.iter()
+            .filter_map(|(_, recs)| recs.iter().find(|(n, _)| n == v).map(|(_, r)| r))
+            .collect()
+    };
+    for v in variants {
+        let recs = get(v);
+        let errors: Vec<String> = recs.iter().filter_map(|r| r.error.clone()).collect();
+        let col = |f: &dyn Fn(&RunRecord) -> Option<f64>| {
+            mean_sd(&recs.iter().filter_map(|r| f(r)).collect::<Vec<_>>())
+        };
+        t += &format!(
+            "\n| {v} | {} | {} | {} |",
+            col(&|r| fp_metric(r, is_vit)),
+            col(&|r| r.eval.as_ref().map(|e| e.outliers.max_inf_norm)),
+            col(&|r| r.eval.as_ref().map(|e| e.outliers.avg_kurtosis)),
+        );
+        for i in 0..points.len() {
+            t += &format!(" {} |", col(&|r| quant_metric(r, i, is_vit)));
+        }
+        if !errors.is_empty() {
+            t += &format!(" {} failed: {}", errors.len(), errors[0]);
+        }
+    }
+    t += &mechanism_table(variants, runs);
+    if !variants.iter().any(|v| v == "vanilla") {
+        return t;
+    }
+    // Quantization loss: how much the metric gets worse.
+    let loss = |r: &RunRecord, i: usize| -> f64 {
+        match (fp_metric(r, is_vit), quant_metric(r, i, is_vit)) {
+            (Some(fp), Some(q)) if is_vit => fp - q,
+            (Some(fp), Some(q)) => q - fp,
+            _ => f64::NAN,
+        }
+    };
+    t += "\n\nPer seed, vanilla ÷ fix (quantization: vanilla's loss ÷ the fix's loss)\n\n| seed | fix | inf-norm | kurtosis |";
+    for (w, a) in points {
+        t += &format!(" W{w}A{a} |");
+    }
+    t += "\n|---|---|---|---|";
+    t += &"---|".repeat(points.len());
+    for (seed, recs) in runs {
+        let Some((_, van)) = recs.iter().find(|(n, _)| n == "vanilla") else {
+            continue;
+        };
+        for (v, fix) in recs.iter().filter(|(n, _)| n != "vanilla") {
+            let (Some(ve), Some(fe)) = (&van.eval, &fix.eval) else {
+                continue;
+            };
+            t += &format!(
+                "\n| {seed} | {v} | {} | {} |",
+                ratio(ve.outliers.max_inf_norm, fe.outliers.max_inf_norm),
+                ratio(ve.outliers.avg_kurtosis, fe.outliers.avg_kurtosis)
+            );
+            for i in 0..points.len() {
+                t += &format!(" {} |", ratio(loss(van, i), loss(fix, i)));
+            }
+        }
+    }
+    t
+}
+
+/// The mechanism behind the magnitudes, per variant over seeds: where the headline maximum
+/// sits, how far out it is, how much the first token's residual stands out, and where the
+/// heads put their attention when they have nothing to do.
+fn mechanism_table(variants: &[String], runs: &[(u64, Vec<(String, RunRecord)>)]) -> String {
+    let mut t = String::from(
+        "\n\nMechanism (evaluation batch 0 for the position; all evaluation batches for masses)\n\n\
+         | Method | max at position 0 | max/σ | first-token norm ÷ median | first-token mass, \
+         queries with nothing to do | first-token mass, copy queries | first-token value ÷ others |\n\
+         |---|---|---|---|---|---|---|",
+    );
+    let mean_heads = |v: &Option<Vec<f64>>| {
+        v.as_ref()
+            .map(|v| v.iter().sum::<f64>() / v.len().max(1) as f64)
+    };
+    for v in variants {
+        let recs: Vec<&RunRecord> = runs
+            .iter()
+            .filter_map(|(_, recs)| recs.iter().find(|(n, _)| n == v).map(|(_, r)| r))
+            .collect();
+        let mechs: Vec<&qtlab_core::inspect::Mechanism> =
+            recs.iter().filter_map(|r| r.mechanism.as_ref()).collect();
+        // The headline tap with the largest maximum, per seed.
+        let top: Vec<&qtlab_core::inspect::TapMechanism> = mechs
+            .iter()
+            .filter_map(|m| m.taps.iter().max_by(|a, b| a.max_abs.total_cmp(&b.max_abs)))
+            .collect();
+        let at_first = top.iter().filter(|m| m.position == 0).count();
+        let over_sd: Vec<f64> = top.iter().map(|m| m.max_over_sd).collect();
+        let first_ratio: Vec<f64> = mechs
+            .iter()
+            .map(|m| {
+                m.taps
+                    .iter()
+                    .map(|t| t.first_token_ratio)
+                    .fold(f64::NEG_INFINITY, f64::max)
+            })
+            .collect();
+        // Highest over layers of the head-mean mass: the layer whose heads sink most.
+        let mass = |f: &dyn Fn(&qtlab_core::metrics::HeadNoop) -> Option<f64>| -> Vec<f64> {
+            recs.iter()
+                .filter_map(|r| r.eval.as_ref())
+                .filter_map(|e| {
+                    e.outliers
+                        .heads
+                        .iter()
+                        .filter_map(f)
+                        .reduce(f64::max)
+                })
+                .collect()
+        };
+        let other = mass(&|h| mean_heads(&h.first_mass_other).or(Some(h.first_mass.iter().sum::<f64>() / h.first_mass.len().max(1) as f64)));
+        let copy = mass(&|h| mean_heads(&h.first_mass_copy));
+        let value: Vec<f64> = mechs
+            .iter()
+            .filter_map(|m| {
+                m.first_value_ratio
+                    .iter()
+                    .flatten()
+                    .copied()
+                    .reduce(f64::min)
+            })
+            .collect();
+        t += &format!(
+            "\n| {v} | {at_first}/{} | {} | {} | {} | {} | {} |",
+            top.len(),
+            mean_sd(&over_sd),
+            mean_sd(&first_ratio),
+            mean_sd(&other),
+            mean_sd(&copy),
+            mean_sd(&value)
+        );
+    }
+    t
+}
+
+fn cmd_presets() -> Result<(), String> {
+    for (i, p) in presets::PRESETS.iter().enumerate() {
+        let default = if i == 0 { "  (the app's default)" } else { "" };
+        println!("{}: {}{default}\n  {}\n  shows: {}\n", p.id, p.name, p.fragment, p.shows);
     }
     Ok(())
 }

@@ -18,6 +18,10 @@ pub const SYNTH_CHARS: usize = 1_000_000;
 pub const SYNTH_TRAIN_IMAGES: usize = 4096;
 pub const SYNTH_VAL_IMAGES: usize = 1024;
 
+/// Tokens of Bigram-Backcopy data generated per run (train and validation): as many as the
+/// synthetic corpus, in whole segments.
+pub const BB_TOKENS: usize = 1_000_000;
+
 /// Characters treated as delimiters for the no-op signature (besides [SEP]).
 const DELIMITERS: &[char] = &['.', ',', ';', ':', '!', '?', '\n'];
 
@@ -35,6 +39,10 @@ pub struct HostBatch {
     pub weight: Vec<f32>,
     /// 1.0 on delimiter keys, for the no-op signature. `[batch, seq]`
     pub delim: Vec<f32>,
+    /// 1.0 at query positions whose prediction is a Bigram-Backcopy copy (the token before
+    /// is a trigger), the only queries that need attention; all 0 for other data.
+    /// `[batch, seq]`
+    pub copy: Vec<f32>,
     pub batch: usize,
     pub seq: usize,
 }
@@ -56,6 +64,8 @@ pub struct DeviceBatch {
     pub weight_sum: f32,
     /// `[batch, seq]`
     pub delim: Tensor<2>,
+    /// See [`HostBatch::copy`]. `[batch, seq]`
+    pub copy: Tensor<2>,
 }
 
 impl RunData {
@@ -83,6 +93,33 @@ impl RunData {
             (_, DataSource::Synthetic) => {
                 Ok(RunData::Text(TextCorpus::synthetic(spec.seed, SYNTH_CHARS)))
             }
+            (_, DataSource::BigramBackcopy(inner)) => {
+                let mut rng = Rng::stream(spec.seed, Stream::Data);
+                // Its own fork, drawn first, so the task does not depend on the source.
+                let mut task = rng.fork(0xBB);
+                let text = match (file_text, inner.as_ref()) {
+                    (Some(t), _) => t,
+                    (None, DataSource::Synthetic) => {
+                        data::synth_text::generate(&mut rng, SYNTH_CHARS)
+                    }
+                    (None, DataSource::File(path)) => {
+                        data::text_file::load_text(std::path::Path::new(path))?
+                    }
+                    (None, _) => data::builtin_shakespeare()
+                        .ok_or(DataError::NotLoaded {
+                            name: "tinyshakespeare".into(),
+                        })?
+                        .to_owned(),
+                };
+                let corpus = TextCorpus::bigram_backcopy(
+                    &text,
+                    spec.bb_k,
+                    text_window(spec),
+                    BB_TOKENS,
+                    &mut task,
+                )?;
+                Ok(RunData::Text(corpus))
+            }
             (_, source) => {
                 let text = match (file_text, source) {
                     (Some(t), _) => t,
@@ -100,6 +137,11 @@ impl RunData {
                 Ok(RunData::Text(corpus))
             }
         }
+    }
+
+    /// Whether batches flag copy queries (Bigram-Backcopy data).
+    pub fn has_copies(&self) -> bool {
+        matches!(self, RunData::Text(c) if !c.triggers.is_empty())
     }
 
     /// Token vocabulary size (0 for images).
@@ -129,6 +171,13 @@ impl RunData {
     /// The next training batch, drawing window starts from `order` and masks from `mask`.
     pub fn train_batch(&self, spec: &RunSpec, order: &mut Rng, mask: &mut Rng) -> HostBatch {
         match self {
+            RunData::Text(c) if c.segment > 0 => {
+                let n = c.train.len() / c.segment;
+                let starts: Vec<usize> = (0..spec.batch)
+                    .map(|_| order.below(n) * c.segment)
+                    .collect();
+                self.text_batch(spec, &c.train, &starts, mask)
+            }
             RunData::Text(c) => {
                 let window = text_window(spec);
                 let starts = data::window_starts(c.train.len(), window, spec.batch, order);
@@ -148,7 +197,15 @@ impl RunData {
         match self {
             RunData::Text(c) => {
                 let window = text_window(spec);
-                let all = data::eval_starts(c.val.len(), window, spec.batch * spec.eval_batches);
+                let all: Vec<usize> = if c.segment > 0 {
+                    let n = c.val.len() / c.segment;
+                    data::eval_starts(n, 1, spec.batch * spec.eval_batches)
+                        .into_iter()
+                        .map(|s| s * c.segment)
+                        .collect()
+                } else {
+                    data::eval_starts(c.val.len(), window, spec.batch * spec.eval_batches)
+                };
                 let starts = &all[i * spec.batch..(i + 1) * spec.batch];
                 // A fresh mask stream per evaluation batch keeps evaluation masks fixed.
                 let mut mask = Rng::stream(spec.seed, Stream::Mask).fork(0xE7A1_0000 + i as u64);
@@ -186,8 +243,26 @@ impl RunData {
             .iter()
             .map(|id| if delim_ids.contains(id) { 1.0 } else { 0.0 })
             .collect();
+        let mut copy = vec![0.0; b.batch * b.seq];
+        if let RunData::Text(c) = self
+            && !c.triggers.is_empty()
+        {
+            // Text index i sits at row position i (OPT: position i predicts token i) or i + 1
+            // (BERT: after [CLS]); token i is a copy when token i − 1 is a trigger, i >= 2.
+            let offset = usize::from(spec.model == ModelKind::Bert);
+            let window = text_window(spec);
+            for (row, &start) in starts.iter().enumerate() {
+                let text = &tokens[start..start + window];
+                for i in 2..window {
+                    if c.triggers.contains(&text[i - 1]) && i + offset < b.seq {
+                        copy[row * b.seq + i + offset] = 1.0;
+                    }
+                }
+            }
+        }
         HostBatch {
             delim,
+            copy,
             target: b.target,
             weight: b.weight,
             batch: b.batch,
@@ -231,6 +306,7 @@ fn image_host_batch(spec: &RunSpec, set: &ImageSet, idx: &[usize]) -> HostBatch 
         target: ib.labels,
         weight: vec![1.0; ib.batch],
         delim: vec![0.0; ib.batch * (n + 1)],
+        copy: vec![0.0; ib.batch * (n + 1)],
         batch: ib.batch,
         seq: n + 1,
     }
@@ -262,6 +338,7 @@ impl HostBatch {
                 target: self.target[a * rows_per_seq..b * rows_per_seq].to_vec(),
                 weight: self.weight[a * rows_per_seq..b * rows_per_seq].to_vec(),
                 delim: self.delim[a * self.seq..b * self.seq].to_vec(),
+                copy: self.copy[a * self.seq..b * self.seq].to_vec(),
                 batch: len,
                 seq: self.seq,
             });
@@ -292,6 +369,7 @@ impl HostBatch {
             weight: Tensor::from_data(TensorData::new(self.weight.clone(), [rows]), device),
             weight_sum: self.weight.iter().sum(),
             delim: Tensor::from_data(TensorData::new(self.delim.clone(), [b, t]), device),
+            copy: Tensor::from_data(TensorData::new(self.copy.clone(), [b, t]), device),
         }
     }
 }
@@ -333,5 +411,54 @@ mod tests {
             ),
             "{short}"
         );
+    }
+
+    #[test]
+    fn bigram_backcopy_rows_start_on_segments_and_flag_their_copies() {
+        for model in ["opt", "bert"] {
+            let s = RunSpec::parse(&format!("model={model}&data=bb&seq=24&batch=8")).unwrap();
+            let data = RunData::load(&s, None).unwrap();
+            let RunData::Text(c) = &data else {
+                panic!("bb gave images")
+            };
+            let window = text_window(&s);
+            assert_eq!(c.segment, window);
+            assert_eq!(c.triggers.len(), 3);
+            // tinyshakespeare's most frequent characters: space, 'e', 't'.
+            let trig: String = c.tokenizer.decode(&c.triggers);
+            assert_eq!(trig, " et", "{model}");
+            let mut order = Rng::stream(s.seed, Stream::Order);
+            let mut mask = Rng::stream(s.seed, Stream::Mask);
+            let offset = usize::from(model == "bert");
+            let mut copies = 0;
+            for batch in [
+                data.train_batch(&s, &mut order, &mut mask),
+                data.eval_batch(&s, 3),
+            ] {
+                for row in 0..batch.batch {
+                    let tgt = &batch.target[row * batch.seq..(row + 1) * batch.seq];
+                    let text = &tgt[offset..offset + window];
+                    // A row is one whole segment: it never starts on a trigger.
+                    assert!(!c.triggers.contains(&text[0]), "{model} row {row}");
+                    for i in 0..window {
+                        let flag = batch.copy[row * batch.seq + i + offset] == 1.0;
+                        let is_copy = i >= 2 && c.triggers.contains(&text[i - 1]);
+                        assert_eq!(flag, is_copy, "{model} row {row} pos {i}");
+                        if is_copy {
+                            assert_eq!(text[i], text[i - 2]);
+                            copies += 1;
+                        }
+                    }
+                }
+            }
+            assert!(copies > 10, "{model}: only {copies} copies");
+            // Same spec, same data; the evaluation batch is fixed.
+            let again = RunData::load(&s, None).unwrap();
+            assert_eq!(again.eval_batch(&s, 3).target, data.eval_batch(&s, 3).target);
+        }
+        // An uploaded source makes its own task; one with too few characters is refused.
+        let s = RunSpec::parse("model=opt&data=bb%3Afile%3Ax.txt&bb_k=3").unwrap();
+        let err = RunData::load(&s, Some("ab".repeat(600))).err().expect("refused");
+        assert!(err.to_string().contains("bb_k=3"), "{err}");
     }
 }

@@ -12,6 +12,7 @@ pub mod inspect;
 pub mod kernels;
 pub mod metrics;
 pub mod model;
+pub mod presets;
 pub mod quant;
 pub mod record;
 pub mod rng;

@@ -83,6 +83,28 @@ pub fn noop_masses(probs: Tensor<4>, delim: Tensor<2>) -> (Tensor<1>, Tensor<1>)
     (first, on_delim)
 }
 
+/// First-token and delimiter mass per head, split by query kind: queries in `queries` only
+/// (1.0 marks a query), averaged over those queries. Bigram-Backcopy uses it to separate the
+/// queries that need attention (copies) from those that should do nothing.
+///
+/// # Shapes
+/// - `probs`: `[batch, heads, seq_q, seq_k]`; `delim`: `[batch, seq_k]`; `queries`: `[batch, seq_q]`
+/// - output: `(first_mass [heads], delim_mass [heads])`
+pub fn noop_masses_over(
+    probs: Tensor<4>,
+    delim: Tensor<2>,
+    queries: Tensor<2>,
+) -> (Tensor<1>, Tensor<1>) {
+    let [b, h, tq, tk] = probs.dims();
+    let q = queries.reshape([b, 1, tq, 1]); // [b, 1, tq, 1]
+    let count = q.clone().sum().clamp_min(1.0); // [1] queries counted
+    let first = probs.clone().narrow(3, 0, 1) * q.clone(); // [b, h, tq, 1]
+    let first = first.sum_dim(0).sum_dim(2).reshape([h]) / count.clone(); // [h]
+    let on_delim = (probs * delim.reshape([b, 1, 1, tk])).sum_dim(3) * q; // [b, h, tq, 1]
+    let on_delim = on_delim.sum_dim(0).sum_dim(2).reshape([h]) / count; // [h]
+    (first, on_delim)
+}
+
 /// Mean gate probability per head (`last_gate_avg_prob` in the paper's code).
 ///
 /// # Shapes
@@ -95,7 +117,15 @@ pub fn gate_mean(gate: Tensor<4>) -> Tensor<1> {
 /// Everything one batch contributes, packed into one vector so that the host reads it back in
 /// a single transfer. Layout (all per-batch means over sequences):
 /// `[inf_norm(tap_0), kurt(tap_0), …, first(l0, h0..H), delim(l0, …), gate(l0, …) if gated, …]`.
-pub fn pack_batch_stats(taps: &Taps, delim: Option<Tensor<2>>) -> Tensor<1> {
+///
+/// With `copy` (Bigram-Backcopy data: 1.0 at queries that must copy), each layer also gets
+/// first-token and delimiter mass over copy queries, then over the other queries (position 0,
+/// which can only see itself causally, left out), after the gate means.
+pub fn pack_batch_stats(
+    taps: &Taps,
+    delim: Option<Tensor<2>>,
+    copy: Option<Tensor<2>>,
+) -> Tensor<1> {
     let mut parts: Vec<Tensor<1>> = Vec::new();
     for tap in &taps.tracked {
         let (inf, kurt) = inf_norm_and_kurtosis(tap.x.clone());
@@ -107,11 +137,28 @@ pub fn pack_batch_stats(taps: &Taps, delim: Option<Tensor<2>>) -> Tensor<1> {
         let delim = delim
             .clone()
             .unwrap_or_else(|| Tensor::zeros([b, t], &probs.device()));
-        let (first, on_delim) = noop_masses(probs.clone(), delim);
+        let (first, on_delim) = noop_masses(probs.clone(), delim.clone());
         parts.push(first);
         parts.push(on_delim);
         if let Some(g) = gate {
             parts.push(gate_mean(g.clone()));
+        }
+        if let Some(copy) = &copy {
+            let tq = probs.dims()[2];
+            let device = probs.device();
+            // Queries other than copies, without position 0.
+            let mut not_first = vec![1.0f32; b * tq];
+            for row in 0..b {
+                not_first[row * tq] = 0.0;
+            }
+            let not_first: Tensor<2> =
+                Tensor::from_data(burn::tensor::TensorData::new(not_first, [b, tq]), &device);
+            let other = (copy.clone().neg().add_scalar(1.0)) * not_first; // [b, tq]
+            for queries in [copy.clone(), other] {
+                let (f, dm) = noop_masses_over(probs.clone(), delim.clone(), queries);
+                parts.push(f);
+                parts.push(dm);
+            }
         }
     }
     Tensor::cat(parts, 0)
@@ -137,6 +184,20 @@ pub struct HeadNoop {
     pub delim_mass: Vec<f64>,
     /// Mean gate probability per head (gated attention only).
     pub gate_mean: Option<Vec<f64>>,
+    /// Bigram-Backcopy data only: first-token mass per head from the queries that must copy
+    /// (attention is useful there) ...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_mass_copy: Option<Vec<f64>>,
+    /// ... and from every other query but position 0 (attention is useless there: a head that
+    /// parks on the first token is doing nothing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_mass_other: Option<Vec<f64>>,
+    /// Delimiter mass per head from copy queries (Bigram-Backcopy only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delim_mass_copy: Option<Vec<f64>>,
+    /// Delimiter mass per head from the other queries (Bigram-Backcopy only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delim_mass_other: Option<Vec<f64>>,
 }
 
 /// The paper's reported outlier numbers plus their per-layer breakdown.
@@ -171,12 +232,15 @@ pub struct OutlierAccumulator {
     tap_meta: Vec<(String, TapKind, Option<usize>)>,
     headline: TapKind,
     layers: Vec<(usize, bool)>, // (heads, gated) per layer
+    /// Whether [`pack_batch_stats`] was given copy queries (the split masses follow).
+    split: bool,
     sum: Vec<f64>,
     batches: usize,
 }
 
 impl OutlierAccumulator {
-    pub fn new(taps: &Taps, headline: TapKind) -> Self {
+    /// `split`: the batches were packed with copy queries (see [`pack_batch_stats`]).
+    pub fn new(taps: &Taps, headline: TapKind, split: bool) -> Self {
         let tap_meta = taps
             .tracked
             .iter()
@@ -192,6 +256,7 @@ impl OutlierAccumulator {
             tap_meta,
             headline,
             layers,
+            split,
             sum: Vec::new(),
             batches: 0,
         }
@@ -235,11 +300,18 @@ impl OutlierAccumulator {
             let first_mass = take(&mut i);
             let delim_mass = take(&mut i);
             let gate_mean = gated.then(|| take(&mut i));
+            let mut split = || self.split.then(|| take(&mut i));
+            let (first_mass_copy, delim_mass_copy) = (split(), split());
+            let (first_mass_other, delim_mass_other) = (split(), split());
             heads.push(HeadNoop {
                 layer,
                 first_mass,
                 delim_mass,
                 gate_mean,
+                first_mass_copy,
+                first_mass_other,
+                delim_mass_copy,
+                delim_mass_other,
             });
         }
         let headline = self.headline.name();

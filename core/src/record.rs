@@ -26,6 +26,10 @@ pub struct RunRecord {
     /// Post-training quantization results, one per bit-width point (`--quantize`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub quant: Vec<crate::quant::QuantReport>,
+    /// Where the outliers sit and what the heads do, on evaluation batch 0 after training
+    /// (see [`crate::inspect::Mechanism`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mechanism: Option<crate::inspect::Mechanism>,
     /// Set when the run stopped early (divergence); the curves up to that point are kept.
     pub error: Option<String>,
     pub wall_seconds: f64,
@@ -62,6 +66,7 @@ pub fn run_native(
         evals: Vec::new(),
         eval: None,
         quant: Vec::new(),
+        mechanism: None,
         error: None,
         wall_seconds: 0.0,
         ms_per_step: 0.0,
@@ -111,6 +116,12 @@ pub fn run_native(
                 rec.evals.push(ev.clone());
                 rec.eval = Some(ev);
             }
+            Err(e) => rec.error = Some(e.to_string()),
+        }
+    }
+    if rec.error.is_none() {
+        match crate::inspect::inspect(trainer) {
+            Ok(ins) => rec.mechanism = Some(ins.mechanism()),
             Err(e) => rec.error = Some(e.to_string()),
         }
     }

@@ -52,12 +52,15 @@ pub const KEYS: &[&str] = &[
     "gamma",
     "zeta",
     "alpha",
+    "gamma_warmup",
     "gate",
     "pi",
     "steps",
     "lr",
     "warmup",
+    "sched",
     "wd",
+    "ln_wd",
     "b1",
     "b2",
     "eps",
@@ -66,6 +69,7 @@ pub const KEYS: &[&str] = &[
     "mask",
     "seed",
     "data",
+    "bb_k",
     "eval_every",
     "eval_batches",
 ];
@@ -137,7 +141,19 @@ pub enum GateKind {
     AllHeads,
 }
 
-/// Where training text comes from. Text: `synthetic`, `tinyshakespeare` or `file:<name>`.
+/// The learning-rate schedule after the linear warm-up. Text: `linear|const`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
+pub enum Schedule {
+    /// Linear decay to 0 at the last step (HF `get_linear_schedule_with_warmup`, the paper's).
+    Linear,
+    /// Constant after warm-up, as Gu et al. 2025 and Guo et al. 2024 train: the integrated
+    /// learning rate is about twice the linear schedule's, and sinks grow with it.
+    Const,
+}
+
+/// Where training text comes from. Text: `synthetic`, `tinyshakespeare`, `file:<name>`, or
+/// `bb` / `bb:<one of those>` for Bigram-Backcopy sequences built from that text.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(into = "String", try_from = "String")]
 pub enum DataSource {
@@ -148,6 +164,10 @@ pub enum DataSource {
     Shakespeare,
     /// A named text file; the name is opaque here and resolved by the caller.
     File(String),
+    /// Bigram-Backcopy sequences (Guo et al. 2024, arXiv 2410.13835) generated from the bigram
+    /// table of the inner source (never itself `bb`): text `bb` (tinyshakespeare) or
+    /// `bb:<source>`. See [`crate::data::bigram_backcopy`].
+    BigramBackcopy(Box<DataSource>),
 }
 
 /// Implements `Display`, `FromStr` (with a `String` error) and the `String` conversions that
@@ -204,6 +224,7 @@ macro_rules! text_enum {
 }
 
 text_enum!(ModelKind { Bert => "bert", Opt => "opt", Vit => "vit" });
+text_enum!(Schedule { Linear => "linear", Const => "const" });
 text_enum!(AttnKind {
     Vanilla => "vanilla",
     Clipped => "clipped",
@@ -226,6 +247,10 @@ impl fmt::Display for DataSource {
             DataSource::Synthetic => f.write_str("synthetic"),
             DataSource::Shakespeare => f.write_str("tinyshakespeare"),
             DataSource::File(name) => write!(f, "file:{name}"),
+            DataSource::BigramBackcopy(inner) if **inner == DataSource::Shakespeare => {
+                f.write_str("bb")
+            }
+            DataSource::BigramBackcopy(inner) => write!(f, "bb:{inner}"),
         }
     }
 }
@@ -240,9 +265,21 @@ impl FromStr for DataSource {
         if s == "tinyshakespeare" {
             return Ok(DataSource::Shakespeare);
         }
+        if s == "bb" {
+            return Ok(DataSource::BigramBackcopy(Box::new(DataSource::Shakespeare)));
+        }
+        if let Some(inner) = s.strip_prefix("bb:") {
+            if inner == "bb" || inner.starts_with("bb:") {
+                return Err("`bb:` takes a text source (synthetic, tinyshakespeare or \
+                            file:<name>), not another `bb`"
+                    .to_owned());
+            }
+            return Ok(DataSource::BigramBackcopy(Box::new(inner.parse()?)));
+        }
         let Some(name) = s.strip_prefix("file:") else {
             return Err(format!(
-                "expected `synthetic`, `tinyshakespeare` or `file:<name>`, got `{}`",
+                "expected `synthetic`, `tinyshakespeare`, `file:<name>`, `bb` or `bb:<source>`, \
+                 got `{}`",
                 echo(s)
             ));
         };
@@ -278,6 +315,28 @@ impl TryFrom<String> for DataSource {
 
     fn try_from(value: String) -> Result<Self, String> {
         value.parse()
+    }
+}
+
+impl DataSource {
+    /// The source text actually read: the inner source of `bb:…`, else itself.
+    pub fn text_source(&self) -> &DataSource {
+        match self {
+            DataSource::BigramBackcopy(inner) => inner,
+            other => other,
+        }
+    }
+
+    /// The file name to read or upload, if the text comes from a file (also under `bb:`).
+    pub fn file_name(&self) -> Option<&str> {
+        match self.text_source() {
+            DataSource::File(name) => Some(name),
+            _ => None,
+        }
+    }
+
+    pub fn is_bigram_backcopy(&self) -> bool {
+        matches!(self, DataSource::BigramBackcopy(_))
     }
 }
 
@@ -371,6 +430,11 @@ pub struct RunSpec {
     /// (`none` or empty for unset; emitted only when set). Default: unset.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub alpha: Option<f64>,
+    /// Steps over which clipped softmax's γ ramps linearly from 0 to its value (ζ likewise
+    /// from 1), so a fresh model's near-uniform attention is not clipped to zero at α ≥ 1
+    /// (the "dead start"); 0 uses the full γ from the first step, as the paper does. Not in
+    /// the paper. Key `gamma_warmup`, range 0..=10000000. Default: 0.
+    pub gamma_warmup: usize,
     /// The gating function G(x) of gated attention (the paper's Eq. 5). Key `gate`.
     /// Default: `linear`.
     pub gate: GateKind,
@@ -386,9 +450,15 @@ pub struct RunSpec {
     /// Linear warm-up steps, followed by linear decay to 0 (more than `steps` only warns). Key `warmup`.
     /// Default: 30.
     pub warmup: usize,
+    /// What the learning rate does after warm-up: `linear` decays to 0 at the last step (the
+    /// paper's), `const` holds it. Key `sched`. Default: `linear`.
+    pub sched: Schedule,
     /// AdamW decoupled weight decay. Key `wd`, in [0, 1]. Default: 0.01.
     #[serde(rename = "wd")]
     pub weight_decay: f64,
+    /// Also decay LayerNorm γ (the paper's OPT scripts pass `--wd_LN_gamma`; its Table 6 shows
+    /// the effect). Biases and LayerNorm β are never decayed. Key `ln_wd`. Default: false.
+    pub ln_wd: bool,
     /// Adam β₁. Key `b1`, in [0, 1). Default: 0.9.
     #[serde(rename = "b1")]
     pub beta1: f64,
@@ -412,6 +482,10 @@ pub struct RunSpec {
     /// Training data source; `model=vit` accepts only `synthetic`. Key `data`.
     /// Default: `synthetic`.
     pub data: DataSource,
+    /// Bigram-Backcopy triggers: the k most frequent characters of the source text, after
+    /// which the next character copies the one before the trigger. Used only with `data=bb…`.
+    /// Key `bb_k`, range 1..=16. Default: 3 (Guo et al.'s setting).
+    pub bb_k: usize,
     /// Evaluate every N steps; 0 evaluates only at the end. Key `eval_every`. Default: 50.
     pub eval_every: usize,
     /// Held-out batches per evaluation. Key `eval_batches`, range 1..=10000. Default: 8.
@@ -437,12 +511,15 @@ impl Default for RunSpec {
             gamma: -0.015,
             zeta: 1.0,
             alpha: None,
+            gamma_warmup: 0,
             gate: GateKind::Linear,
             pi_init: 0.25,
             steps: 300,
             lr: 1e-3,
             warmup: 30,
+            sched: Schedule::Linear,
             weight_decay: 0.01,
+            ln_wd: false,
             beta1: 0.9,
             beta2: 0.999,
             eps: 1e-8,
@@ -451,6 +528,7 @@ impl Default for RunSpec {
             mask_prob: 0.15,
             seed: 0,
             data: DataSource::Synthetic,
+            bb_k: 3,
             eval_every: 50,
             eval_batches: 8,
         }
@@ -521,12 +599,15 @@ impl RunSpec {
                     _ => Some(parse_f64(key, value)?),
                 }
             }
+            "gamma_warmup" => next.gamma_warmup = parse_num(key, value)?,
             "gate" => next.gate = parse_text(key, value)?,
             "pi" => next.pi_init = parse_f64(key, value)?,
             "steps" => next.steps = parse_num(key, value)?,
             "lr" => next.lr = parse_f64(key, value)?,
             "warmup" => next.warmup = parse_num(key, value)?,
+            "sched" => next.sched = parse_text(key, value)?,
             "wd" => next.weight_decay = parse_f64(key, value)?,
+            "ln_wd" => next.ln_wd = parse_bool(key, value)?,
             "b1" => next.beta1 = parse_f64(key, value)?,
             "b2" => next.beta2 = parse_f64(key, value)?,
             "eps" => next.eps = parse_f64(key, value)?,
@@ -535,6 +616,7 @@ impl RunSpec {
             "mask" => next.mask_prob = parse_f64(key, value)?,
             "seed" => next.seed = parse_num(key, value)?,
             "data" => next.data = parse_text(key, value)?,
+            "bb_k" => next.bb_k = parse_num(key, value)?,
             "eval_every" => next.eval_every = parse_num(key, value)?,
             "eval_batches" => next.eval_batches = parse_num(key, value)?,
             _ => return Err(unknown_key(key)),
@@ -564,12 +646,15 @@ impl RunSpec {
             "gamma" => format_f64(self.gamma),
             "zeta" => format_f64(self.zeta),
             "alpha" => self.alpha.map_or_else(|| "none".to_owned(), format_f64),
+            "gamma_warmup" => self.gamma_warmup.to_string(),
             "gate" => self.gate.to_string(),
             "pi" => format_f64(self.pi_init),
             "steps" => self.steps.to_string(),
             "lr" => format_f64(self.lr),
             "warmup" => self.warmup.to_string(),
+            "sched" => self.sched.to_string(),
             "wd" => format_f64(self.weight_decay),
+            "ln_wd" => self.ln_wd.to_string(),
             "b1" => format_f64(self.beta1),
             "b2" => format_f64(self.beta2),
             "eps" => format_f64(self.eps),
@@ -578,6 +663,7 @@ impl RunSpec {
             "mask" => format_f64(self.mask_prob),
             "seed" => self.seed.to_string(),
             "data" => self.data.to_string(),
+            "bb_k" => self.bb_k.to_string(),
             "eval_every" => self.eval_every.to_string(),
             "eval_batches" => self.eval_batches.to_string(),
             _ => return None,
@@ -803,8 +889,12 @@ impl RunSpec {
     /// p_min, nearly every probability is clipped, the attention output and its gradient
     /// vanish, and the heads may never start to learn.
     fn clipped_softmax_warning(&self) -> Option<String> {
+        // A γ warm-up starts from plain softmax, so nothing is clipped at initialisation.
+        if self.gamma_warmup > 0 {
+            return None;
+        }
         let gamma = self.gamma_effective();
-        let zeta = self.zeta;
+        let zeta = self.zeta_effective();
         let p_min = -gamma / (zeta - gamma);
         let tokens = self.seq_tokens().max(1);
         let t = tokens as f64;
@@ -885,6 +975,8 @@ impl RunSpec {
             },
             "pi" => check_f64(key, self.pi_init, open_unit(self.pi_init), "in (0, 1)"),
             "steps" => check_range(key, self.steps, 1, 10_000_000),
+            "gamma_warmup" => check_range(key, self.gamma_warmup, 0, 10_000_000),
+            "bb_k" => check_range(key, self.bb_k, 1, 16),
             "lr" => check_f64(key, self.lr, self.lr > 0.0 && self.lr <= 10.0, "in (0, 10]"),
             "wd" => check_f64(
                 key,
@@ -1130,8 +1222,9 @@ mod tests {
 
     const DEFAULT_CANONICAL: &str = "v=1&model=bert&layers=2&d=64&heads=4&ffn=256&seq=32\
         &batch=16&img=32&patch=4&classes=4&patch_ln=true&attn=vanilla&gamma=-0.015&zeta=1\
-        &gate=linear&pi=0.25&steps=300&lr=1e-3&warmup=30&wd=0.01&b1=0.9&b2=0.999&eps=1e-8\
-        &clip=1&init_std=0.02&mask=0.15&seed=0&data=synthetic&eval_every=50&eval_batches=8";
+        &gamma_warmup=0&gate=linear&pi=0.25&steps=300&lr=1e-3&warmup=30&sched=linear&wd=0.01\
+        &ln_wd=false&b1=0.9&b2=0.999&eps=1e-8&clip=1&init_std=0.02&mask=0.15&seed=0\
+        &data=synthetic&bb_k=3&eval_every=50&eval_batches=8";
 
     fn err_field(text: &str) -> String {
         match RunSpec::parse(text) {
@@ -1660,5 +1753,43 @@ mod tests {
         let spec = RunSpec::parse("data=tinyshakespeare").unwrap();
         assert_eq!(spec.data, DataSource::Shakespeare);
         assert!(spec.to_canonical().contains("data=tinyshakespeare"));
+    }
+
+    #[test]
+    fn bigram_backcopy_sources_round_trip_and_refuse_nesting() {
+        for (text, canonical) in [
+            ("bb", "bb"),
+            ("bb:tinyshakespeare", "bb"),
+            ("bb:synthetic", "bb:synthetic"),
+            ("bb:file:my text.txt", "bb:file:my text.txt"),
+        ] {
+            let d: DataSource = text.parse().unwrap();
+            assert!(d.is_bigram_backcopy(), "{text}");
+            assert_eq!(d.to_string(), canonical);
+            assert_eq!(canonical.parse::<DataSource>().unwrap(), d);
+        }
+        let f: DataSource = "bb:file:a.txt".parse().unwrap();
+        assert_eq!(f.file_name(), Some("a.txt"));
+        assert_eq!(f.text_source(), &DataSource::File("a.txt".into()));
+        for bad in ["bb:bb", "bb:bb:synthetic", "bb:", "bb:nonsense", "bb:file:"] {
+            assert!(bad.parse::<DataSource>().is_err(), "{bad} accepted");
+        }
+        let spec = RunSpec::parse("model=opt&data=bb%3Asynthetic&bb_k=1&sched=const").unwrap();
+        assert_eq!(spec.bb_k, 1);
+        assert_eq!(spec.sched, Schedule::Const);
+        assert_eq!(RunSpec::parse(&spec.to_canonical()).unwrap(), spec);
+        assert_eq!(RunSpec::parse("bb_k=0").unwrap_err().field, "bb_k");
+        assert_eq!(RunSpec::parse("bb_k=17").unwrap_err().field, "bb_k");
+        assert_eq!(RunSpec::parse("sched=cosine").unwrap_err().field, "sched");
+        assert_eq!(RunSpec::parse("ln_wd=maybe").unwrap_err().field, "ln_wd");
+        assert_eq!(RunSpec::parse("model=vit&data=bb").unwrap_err().field, "data");
+    }
+
+    #[test]
+    fn gamma_warm_up_silences_the_dead_start_warning() {
+        let dead = RunSpec::parse("attn=clipped&alpha=2").unwrap();
+        assert!(!dead.warnings().is_empty());
+        let warmed = RunSpec::parse("attn=clipped&alpha=2&gamma_warmup=100").unwrap();
+        assert!(warmed.warnings().is_empty(), "{:?}", warmed.warnings());
     }
 }

@@ -18,23 +18,45 @@ use crate::kernels;
 use crate::metrics::{self, OutlierAccumulator, OutlierReport};
 use crate::model::{Model, ModelOutput};
 use crate::rng::{Rng, Stream};
-use crate::spec::{ModelKind, RunSpec};
+use crate::spec::{ModelKind, RunSpec, Schedule};
 
 /// Learning rate at `step` (0-based): linear warm-up to `lr` over `warmup` steps, then linear
 /// decay to 0 at `steps` (HF `get_linear_schedule_with_warmup`, shifted by one so the first
 /// step already learns).
+///
+/// With `sched=const` the rate stays at `lr` after warm-up.
 pub fn lr_at(spec: &RunSpec, step: usize) -> f64 {
     if step < spec.warmup {
         spec.lr * (step + 1) as f64 / spec.warmup as f64
+    } else if spec.sched == Schedule::Const {
+        spec.lr
     } else {
         let left = spec.steps.saturating_sub(step) as f64;
         spec.lr * left / spec.steps.saturating_sub(spec.warmup).max(1) as f64
     }
 }
 
+/// Clipped softmax's (γ, ζ) at `step` (0-based): with `gamma_warmup` > 0 they ramp linearly
+/// from plain softmax (0, 1) to their values, reached at step `gamma_warmup`; `None` for the
+/// other variants. The ramp lets a fresh model's near-uniform attention through at α ≥ 1,
+/// where the full γ would clip it to zero and stall every head (the dead start).
+pub fn clip_at(spec: &RunSpec, step: usize) -> Option<(f64, f64)> {
+    if spec.attn != crate::spec::AttnKind::Clipped {
+        return None;
+    }
+    let (gamma, zeta) = (spec.gamma_effective(), spec.zeta_effective());
+    let f = if spec.gamma_warmup == 0 {
+        1.0
+    } else {
+        (step as f64 / spec.gamma_warmup as f64).min(1.0)
+    };
+    Some((gamma * f, 1.0 + (zeta - 1.0) * f))
+}
+
 /// Parameters exempt from weight decay: biases and LayerNorm weights, as in the paper's
 /// scripts (`["bias", "LayerNorm.weight"]`), plus the other scalar-per-channel parameters
-/// (gate logits, sink logits) that play the role of biases.
+/// (gate logits, sink logits) that play the role of biases. With `ln_wd` the LayerNorm weight
+/// (`gamma`) decays too, as in the paper's OPT scripts (`--wd_LN_gamma`).
 const NO_DECAY: &[&str] = &[
     "bias",
     "b1",
@@ -83,6 +105,8 @@ pub struct AdamW {
     beta2: f64,
     eps: f64,
     weight_decay: f64,
+    /// Decay LayerNorm γ as well (spec `ln_wd`).
+    decay_ln_gamma: bool,
     clip: f64,
     t: i32,
     state: Option<Flat>,
@@ -98,6 +122,7 @@ impl AdamW {
             beta2: spec.beta2,
             eps: spec.eps,
             weight_decay: spec.weight_decay,
+            decay_ln_gamma: spec.ln_wd,
             clip: spec.clip,
             t: 0,
             state: None,
@@ -174,6 +199,7 @@ impl AdamW {
             path: Vec::new(),
             found: Vec::new(),
             all: std::collections::HashSet::new(),
+            decay_ln_gamma: self.decay_ln_gamma,
         };
         model.visit(&mut gather);
         // Moments parked for parameters the model no longer has would pin old buffers forever.
@@ -247,6 +273,7 @@ struct Gather {
     found: Vec<(ParamId, bool, Tensor<1>, Tensor<1>)>,
     /// Every parameter, with a gradient or not.
     all: std::collections::HashSet<ParamId>,
+    decay_ln_gamma: bool,
 }
 
 impl ModuleVisitor for Gather {
@@ -275,7 +302,7 @@ impl ModuleVisitor for Gather {
         let n = p.shape().num_elements();
         self.found.push((
             param.id,
-            !NO_DECAY.contains(&field),
+            !NO_DECAY.contains(&field) || (self.decay_ln_gamma && field == "gamma"),
             p.reshape([n]), // [n]
             grad,
         ));
@@ -638,7 +665,13 @@ impl Trainer {
         let host = self
             .data
             .train_batch(&self.spec, &mut self.order, &mut self.mask);
-        let model = self.model.take().expect("model present between steps");
+        let mut model = self.model.take().expect("model present between steps");
+        if self.spec.gamma_warmup > 0
+            && self.step <= self.spec.gamma_warmup
+            && let Some((gamma, zeta)) = clip_at(&self.spec, self.step)
+        {
+            model.set_score_norm(crate::attention::ScoreNorm::Clipped { gamma, zeta });
+        }
         let total_weight: f32 = host.weight.iter().sum();
         let shards = host.split(self.threads);
         let (spec, device) = (&self.spec, &self.device);
@@ -815,8 +848,10 @@ impl Trainer {
             _ => Tensor::zeros([1], &device),
         };
         let loss = weighted_cross_entropy(logits, &batch);
-        let acc = OutlierAccumulator::new(&taps, model.headline_kind());
-        let stats = metrics::pack_batch_stats(&taps, Some(batch.delim.clone()));
+        let split = self.data.has_copies();
+        let acc = OutlierAccumulator::new(&taps, model.headline_kind(), split);
+        let copy = split.then(|| batch.copy.clone());
+        let stats = metrics::pack_batch_stats(&taps, Some(batch.delim.clone()), copy);
         (Tensor::cat(vec![loss, correct, stats], 0), acc)
     }
 

@@ -31,7 +31,9 @@ pub struct AppState {
     /// Default: w8a8, w8a6, w8a4.
     pub quant_points: Vec<(u32, u32)>,
     /// Weight range estimator. Default: min-max (the paper's BERT setting).
-    pub weight_range: WeightRange,
+    /// `None` (`wr=auto`) uses the paper's choice for the model
+    /// ([`WeightRange::default_for`]: MSE for OPT, min-max otherwise).
+    pub weight_range: Option<WeightRange>,
     /// One weight grid per output channel (`wg=channel`) instead of per tensor. Default: per
     /// tensor (the paper's).
     pub per_channel: bool,
@@ -44,7 +46,20 @@ pub struct AppState {
 }
 
 impl Default for AppState {
+    /// The first preset ([`crate::presets::PRESETS`]): the run a new visitor sees.
     fn default() -> Self {
+        let first = &crate::presets::PRESETS[0];
+        let (state, errors) = AppState::over(AppState::base(), first.fragment);
+        debug_assert!(errors.is_empty(), "preset 0 does not parse: {errors:?}");
+        state
+    }
+}
+
+impl AppState {
+    /// What a link's keys apply over: the spec defaults with gated attention beside vanilla.
+    /// Links the app writes carry every spec key, so this matters only for hand-written or
+    /// preset fragments.
+    pub fn base() -> Self {
         AppState {
             // The app opens on the paper's main contrast: gated attention beside vanilla.
             spec: RunSpec {
@@ -53,7 +68,7 @@ impl Default for AppState {
             },
             compare: vec![AttnKind::Vanilla],
             quant_points: vec![(8, 8), (8, 6), (8, 4)],
-            weight_range: WeightRange::MinMax,
+            weight_range: None,
             per_channel: false,
             act_range: "running_minmax".to_string(),
             calib_batches: 16,
@@ -100,16 +115,26 @@ impl AppState {
     /// Reads a URL fragment (with or without the leading `#`). Never fails: invalid keys are
     /// dropped and reported; if the surviving spec is inconsistent as a whole, the spec falls
     /// back to its defaults (the app keys that parsed are kept) and that is reported too.
+    ///
+    /// An empty fragment is the default run (the first preset); any other fragment applies over
+    /// [`AppState::base`].
     pub fn from_url(text: &str) -> (AppState, Vec<SpecError>) {
-        let mut state = AppState::default();
-        let mut errors = Vec::new();
         let text = text.strip_prefix(['#', '?']).unwrap_or(text);
+        if text.split('&').all(str::is_empty) {
+            return (AppState::default(), Vec::new());
+        }
+        AppState::over(AppState::base(), text)
+    }
+
+    /// Applies a fragment's keys over `state`.
+    fn over(mut state: AppState, text: &str) -> (AppState, Vec<SpecError>) {
+        let mut errors = Vec::new();
         if text.chars().count() > MAX_URL_CHARS {
             errors.push(SpecError {
                 field: "url".into(),
                 message: format!("longer than {MAX_URL_CHARS} characters; using the defaults"),
             });
-            return (state, errors);
+            return (AppState::default(), errors);
         }
         let mut spec = state.spec.clone();
         let mut seen: Vec<String> = Vec::new();
@@ -143,9 +168,10 @@ impl AppState {
                 "cmp" => parse_compare(&value).map(|c| state.compare = c),
                 "q" => parse_points(&value).map(|p| state.quant_points = p),
                 "wr" => match value.as_str() {
-                    "minmax" => Ok(state.weight_range = WeightRange::MinMax),
-                    "mse" => Ok(state.weight_range = WeightRange::Mse),
-                    _ => Err("expected minmax or mse".to_string()),
+                    "auto" => Ok(state.weight_range = None),
+                    "minmax" => Ok(state.weight_range = Some(WeightRange::MinMax)),
+                    "mse" => Ok(state.weight_range = Some(WeightRange::Mse)),
+                    _ => Err("expected auto, minmax or mse".to_string()),
                 },
                 "wg" => match value.as_str() {
                     "tensor" => Ok(state.per_channel = false),
@@ -195,7 +221,7 @@ impl AppState {
     /// The canonical fragment (without `#`): the spec's canonical string, then the app keys
     /// that differ from their defaults.
     pub fn to_url(&self) -> String {
-        let d = AppState::default();
+        let d = AppState::base();
         let mut out = self.spec.to_canonical();
         if self.compare != d.compare {
             let list: Vec<String> = self.compare.iter().map(|a| a.to_string()).collect();
@@ -209,8 +235,10 @@ impl AppState {
                 .collect();
             out.push_str(&format!("&q={}", list.join(",")));
         }
-        if self.weight_range != d.weight_range {
-            out.push_str("&wr=mse");
+        match self.weight_range {
+            Some(WeightRange::MinMax) => out.push_str("&wr=minmax"),
+            Some(WeightRange::Mse) => out.push_str("&wr=mse"),
+            None => {}
         }
         if self.per_channel {
             out.push_str("&wg=channel");
@@ -254,7 +282,9 @@ impl AppState {
             .map(|&(w, a)| QuantSettings {
                 w_bits: w,
                 a_bits: a,
-                weight_range: self.weight_range,
+                weight_range: self
+                    .weight_range
+                    .unwrap_or(WeightRange::default_for(self.spec.model)),
                 per_channel: self.per_channel,
                 act_range: self.act_range.clone(),
                 calib_batches: self.calib_batches,
@@ -297,7 +327,7 @@ mod tests {
         assert_eq!(s.spec.seed, 42);
         assert_eq!(s.compare, vec![AttnKind::Vanilla, AttnKind::Gated]);
         assert_eq!(s.quant_points, vec![(8, 8), (4, 8)]);
-        assert_eq!(s.weight_range, WeightRange::Mse);
+        assert_eq!(s.weight_range, Some(WeightRange::Mse));
         assert!(s.per_channel);
         assert_eq!(s.act_range, "percentile:99.99");
         assert_eq!(s.calib_batches, 4);
@@ -313,7 +343,7 @@ mod tests {
             AppState::from_url("#heads=banana&layers=3&zzz=1&q=w99a8&noequals&wg=row");
         assert_eq!(s.spec.layers, 3);
         assert_eq!(s.spec.heads, RunSpec::default().heads);
-        assert_eq!(s.quant_points, AppState::default().quant_points);
+        assert_eq!(s.quant_points, AppState::base().quant_points);
         let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(fields, vec!["heads", "zzz", "q", "noequals", "wg"]);
         assert!(!s.per_channel);
@@ -323,13 +353,31 @@ mod tests {
     fn inconsistent_spec_falls_back_to_defaults_with_a_message() {
         // d=64 is not divisible by 5 heads: each key is fine alone, the pair is not.
         let (s, errors) = AppState::from_url("#heads=5&d=64&cmp=gated");
-        assert_eq!(s.spec, AppState::default().spec);
+        assert_eq!(s.spec, AppState::base().spec);
         assert_eq!(s.compare, vec![AttnKind::Gated]);
         assert_eq!(errors.len(), 1);
         assert!(
             errors[0].message.contains("reset to the defaults"),
             "{errors:?}"
         );
+    }
+
+    #[test]
+    fn an_empty_link_opens_the_first_preset_and_fragments_apply_over_the_base() {
+        let first = crate::presets::PRESETS[0];
+        for empty in ["", "#", "?", "#&&"] {
+            let (s, errors) = AppState::from_url(empty);
+            assert!(errors.is_empty());
+            assert_eq!(s, AppState::default());
+        }
+        let d = AppState::default();
+        assert_eq!(d.spec, first.spec().unwrap());
+        assert_eq!(d.compare.len() + 1, first.variants().len());
+        // A partial link starts from the base, not from the first preset.
+        let (s, _) = AppState::from_url("#steps=5");
+        assert_eq!(s.spec.model, AppState::base().spec.model);
+        assert_eq!(s.spec.data, RunSpec::default().data);
+        assert_eq!(s.spec.steps, 5);
     }
 
     #[test]

@@ -106,3 +106,48 @@ fn clipped_softmax_at_the_shipped_defaults_is_alive_at_initialisation() {
         "γ = −0.5 at T = 32 should clip nearly all, kept {alive:.2}"
     );
 }
+
+/// The γ warm-up: clipped softmax starts as plain softmax (nothing clipped, so every head gets
+/// a gradient) and reaches the full γ = −α/T at step `gamma_warmup`, where α = 2 at T = 32
+/// clips a fresh model's near-uniform attention almost entirely.
+#[test]
+fn gamma_warm_up_starts_unclipped_and_reaches_the_full_clip() {
+    use qtlab_core::attention::ScoreNorm;
+    use qtlab_core::model::Model;
+    use qtlab_core::train::clip_at;
+    let alive = |t: &Trainer| {
+        let ins = inspect(t).unwrap();
+        let all: Vec<f32> = ins.attn.concat();
+        all.iter().filter(|&&p| p > 0.0).count() as f64 / all.len() as f64
+    };
+    let norm = |t: &Trainer| match t.model() {
+        Model::Bert(m) => m.layers[0].attn.norm,
+        _ => unreachable!(),
+    };
+    let spec = RunSpec::parse("attn=clipped&alpha=2&gamma_warmup=10&steps=12").unwrap();
+    assert_eq!(clip_at(&spec, 0), Some((0.0, 1.0)));
+    let (g5, z5) = clip_at(&spec, 5).unwrap();
+    assert!((g5 + 1.0 / 32.0).abs() < 1e-12 && z5 == 1.0, "{g5}");
+    assert_eq!(clip_at(&spec, 10), Some((-2.0 / 32.0, 1.0)));
+    assert_eq!(clip_at(&spec, 500), Some((-2.0 / 32.0, 1.0)));
+    assert_eq!(clip_at(&RunSpec::parse("attn=gated").unwrap(), 0), None);
+
+    let mut warm = trainer(&spec.to_canonical());
+    warm.step_sync(false).unwrap();
+    assert_eq!(norm(&warm), ScoreNorm::Clipped { gamma: 0.0, zeta: 1.0 });
+    assert_eq!(alive(&warm), 1.0);
+    for _ in 1..11 {
+        warm.step_sync(false).unwrap();
+    }
+    assert_eq!(
+        norm(&warm),
+        ScoreNorm::Clipped {
+            gamma: -2.0 / 32.0,
+            zeta: 1.0
+        }
+    );
+    // Without the warm-up the first step already clips nearly everything.
+    let mut cold = trainer("attn=clipped&alpha=2&steps=12");
+    cold.step_sync(false).unwrap();
+    assert!(alive(&cold) < 0.2, "alive {}", alive(&cold));
+}

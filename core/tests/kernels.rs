@@ -569,3 +569,32 @@ fn per_sequence_reductions_cover_long_sequences() {
         }
     }
 }
+
+/// One rounding everywhere, the paper's `round(x/Δ) + zp`: at an odd zero point a tie of x/Δ
+/// rounds to even before the shift, so round(2.5) + 3 = 5, where round(2.5 + 3) would be 6.
+/// The host oracle, the Burn-tensor twin (CPU and GPU) and the WGSL kernel must agree.
+#[test]
+fn fake_quant_ties_round_before_the_zero_point() {
+    let p = QuantParams {
+        scale: 0.5,
+        zero_point: 3.0,
+        qmin: 0.0,
+        qmax: 15.0,
+    };
+    // x/Δ = 2.5, −0.5, 1.5, 0.5, −1.5: all exact ties.
+    let x = vec![1.25f32, -0.25, 0.75, 0.25, -0.75];
+    // round-half-even(x/Δ) = 2, −0, 2, 0, −2, then + zp and back: (q − zp)·Δ.
+    let want = vec![1.0f32, 0.0, 1.0, 0.0, -1.0];
+    let host: Vec<f32> = x
+        .iter()
+        .map(|&v| qtlab_core::quant::fake_quant_host(v, &p))
+        .collect();
+    assert_eq!(host, want, "host oracle");
+    for (on_gpu, device) in [(false, Device::flex()), (true, gpu())] {
+        let t = Tensor::<1>::from_data(TensorData::new(x.clone(), [x.len()]), &device);
+        assert_eq!(vals(reference::fake_quant(t.clone(), &p)), want, "twin, gpu={on_gpu}");
+        if on_gpu {
+            assert_eq!(vals(custom::fake_quant(t, &p)), want, "WGSL kernel");
+        }
+    }
+}

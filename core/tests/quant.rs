@@ -285,16 +285,45 @@ mod placement {
         }
     }
 
+    /// Q, K and V each get their own grid: with Q's weights 100× larger than V's, a shared
+    /// grid rounds most of V to zero, separate grids keep V as well as Q.
+    #[test]
+    fn fused_qkv_weights_get_one_grid_per_projection() {
+        use qtlab_core::quant::weights::fake_quant_column_blocks;
+        let (rows, d) = (8, 4);
+        let cols = 3 * d;
+        let values: Vec<f32> = (0..rows * cols)
+            .map(|i| {
+                let (r, c) = (i / cols, i % cols);
+                let v = ((r * 7 + c * 3) % 11) as f32 / 11.0 - 0.45;
+                if c < d { v * 100.0 } else { v }
+            })
+            .collect();
+        let (q, sqnrs) = fake_quant_column_blocks(&values, rows, cols, 3, 8, WeightRange::MinMax);
+        assert_eq!(sqnrs.len(), 3);
+        assert!(sqnrs.iter().all(|&s| s > 35.0), "{sqnrs:?}");
+        // The shared grid, for contrast: V's block loses most of its signal.
+        let (shared, _) = fake_quant_column_blocks(&values, rows, cols, 1, 8, WeightRange::MinMax);
+        let err = |x: &[f32]| -> f64 {
+            (0..rows)
+                .flat_map(|r| (2 * d..3 * d).map(move |c| r * cols + c))
+                .map(|i| ((x[i] - values[i]) as f64).powi(2))
+                .sum()
+        };
+        assert!(err(&shared) > 100.0 * err(&q), "{} vs {}", err(&shared), err(&q));
+    }
+
     #[test]
     fn weights_quantized_except_heads_gates_and_biases() {
         let tr = trainer(
             "model=bert&attn=gated&gate=allheads&layers=2&d=16&heads=2&ffn=32&seq=16&batch=4",
         );
         let (q, report) = quantize_weights(tr.model(), 8, WeightRange::MinMax, false);
-        // tokens, positions, emb LN γ; per layer qkv, out, attn LN γ, fc1, fc2, FFN LN γ.
+        // tokens, positions, emb LN γ; per layer q, k, v (one grid each), out, attn LN γ, fc1,
+        // fc2, FFN LN γ.
         assert_eq!(
             report.len(),
-            3 + 2 * 6,
+            3 + 2 * 8,
             "{:?}",
             report.iter().map(|r| &r.name).collect::<Vec<_>>()
         );
@@ -304,6 +333,12 @@ mod placement {
                 .all(|r| !r.name.contains("head") && !r.name.contains("gate"))
         );
         assert!(report.iter().all(|r| r.sqnr_db > 20.0), "{report:?}");
+        for part in ["q", "k", "v"] {
+            assert!(
+                report.iter().any(|r| r.name.ends_with(&format!("qkv.weight[{part}]"))),
+                "no grid for {part}"
+            );
+        }
         let (Model::Bert(fp), Model::Bert(qb)) = (tr.model(), &q) else {
             panic!()
         };
@@ -438,4 +473,29 @@ mod placement {
             QuantSettings::parse_bits("w1a8").is_err() && QuantSettings::parse_bits("8/8").is_err()
         );
     }
+}
+
+/// Calibration passes each activation on quantized with the range so far, as the paper's
+/// quantization manager does, so downstream sites calibrate on quantized inputs.
+#[test]
+fn calibration_passes_quantized_activations_downstream() {
+    use qtlab_core::quant::{ActQuant, SiteMode};
+    let d = Device::flex();
+    let mut aq = ActQuant::new(SiteMode::Calibrate, 4, RangeEstimator::RunningMinMax);
+    let x = vec![-1.0f32, -0.3, 0.05, 0.4, 0.77, 2.0];
+    aq.begin();
+    let y = vals(aq.site(None, "s", t1(x.clone(), &d)));
+    aq.end_calibration_batch().unwrap();
+    let p = QuantParams::asymmetric(-1.0, 2.0, 4);
+    let want: Vec<f32> = x.iter().map(|&v| fake_quant_host(v, &p)).collect();
+    assert_eq!(y, want);
+    assert_ne!(y, x, "calibration must not pass floating-point values on");
+    // The second batch is quantized with the running range (momentum 0.9).
+    aq.begin();
+    let x2 = vec![-3.0f32, 0.1, 4.0];
+    let y2 = vals(aq.site(None, "s", t1(x2.clone(), &d)));
+    let m = qtlab_core::quant::range::MOMENTUM;
+    let p2 = QuantParams::asymmetric(m * -1.0 + (1.0 - m) * -3.0, m * 2.0 + (1.0 - m) * 4.0, 4);
+    let want2: Vec<f32> = x2.iter().map(|&v| fake_quant_host(v, &p2)).collect();
+    assert_eq!(y2, want2);
 }

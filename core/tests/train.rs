@@ -101,6 +101,43 @@ fn warmup_then_linear_decay() {
 }
 
 #[test]
+fn constant_schedule_holds_after_warm_up() {
+    let spec = RunSpec::parse("lr=0.01&warmup=4&steps=12&sched=const").unwrap();
+    let lrs: Vec<f64> = (0..12).map(|s| lr_at(&spec, s)).collect();
+    let mut expect = vec![0.0025, 0.005, 0.0075];
+    expect.extend([0.01; 9]);
+    for (a, b) in lrs.iter().zip(&expect) {
+        assert!((a - b).abs() < 1e-12, "{lrs:?}");
+    }
+}
+
+#[derive(Module, Debug)]
+struct LnToy {
+    gamma: Param<Tensor<1>>,
+    beta: Param<Tensor<1>>,
+}
+
+#[test]
+fn ln_wd_decays_layernorm_gamma_and_never_beta() {
+    let d = Device::flex().autodiff();
+    for (ln_wd, want_gamma) in [(false, 0.9f32), (true, 0.85)] {
+        let spec =
+            RunSpec::parse(&format!("lr=0.1&wd=0.5&clip=0&ln_wd={ln_wd}")).unwrap();
+        let mut opt = AdamW::new(&spec);
+        let one_t = || Param::from_tensor(Tensor::from_data(TensorData::new(vec![1.0f32], [1]), &d));
+        let m = LnToy {
+            gamma: one_t(),
+            beta: one_t(),
+        };
+        let loss = m.gamma.val().mul_scalar(3.0).sum() + m.beta.val().mul_scalar(4.0).sum();
+        let (m, _) = opt.step(m, loss.backward(), 0.1);
+        // First Adam step moves each by lr; decay multiplies by (1 − lr·wd) first.
+        assert!((one(m.gamma.val().inner()) - want_gamma).abs() < 1e-6, "ln_wd={ln_wd}");
+        assert!((one(m.beta.val().inner()) - 0.9).abs() < 1e-6, "ln_wd={ln_wd}");
+    }
+}
+
+#[test]
 fn step_stats_are_the_paper_metrics_of_the_training_batch() {
     use qtlab_core::dataset::RunData;
     use qtlab_core::train::Trainer;

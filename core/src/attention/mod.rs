@@ -125,6 +125,9 @@ pub struct AttentionOutput {
     pub out: Tensor<3>,
     /// Attention probabilities after the score normaliser. `[batch, heads, seq, seq]`
     pub probs: Tensor<4>,
+    /// Value vectors per head, for the sink's value norm (a head doing nothing attends to a
+    /// token whose value is small). `[batch, heads, seq, d_head]`
+    pub values: Tensor<4>,
     /// Gate probabilities π, broadcastable to `[batch, heads, seq, 1]`
     /// (`[1, H, 1, 1]` unconditional, `[B, H, 1, 1]` per-head conditional, `[B, H, T, 1]` per token).
     pub gate: Option<Tensor<4>>,
@@ -163,7 +166,7 @@ impl Attention {
         }
         let sink = self.sink.as_ref().map(|s| s.val());
         let probs = aq.site(l, "probs", self.norm.apply(scores, sink)); // [b, h, t, t]
-        let mut context = matmul(probs.clone(), v); // [b, h, t, dh]
+        let mut context = matmul(probs.clone(), v.clone()); // [b, h, t, dh]
         // OPT's quantized attention quantizes the context before the gate; BERT's after it.
         if self.causal {
             context = aq.site(l, "context", context);
@@ -179,6 +182,7 @@ impl Attention {
         AttentionOutput {
             out: aq.site(l, "out_proj", linear(&self.out, merged)),
             probs,
+            values: v,
             gate,
         }
     }

@@ -5,6 +5,7 @@
 //! caller (the `Order` stream for training, [`eval_starts`] for evaluation), and BERT's
 //! masking draws only from the `mask_rng` it is given, so changing one never shifts the other.
 
+use crate::data::bigram_backcopy::BigramTable;
 use crate::data::synth_images::ImageSet;
 use crate::data::synth_text;
 use crate::data::tokenizer::{BOS, CLS, CharTokenizer, MASK, NUM_SPECIAL, SEP};
@@ -22,6 +23,12 @@ pub struct TextCorpus {
     pub train: Vec<u32>,
     pub val: Vec<u32>,
     pub tokenizer: CharTokenizer,
+    /// Tokens per independent segment: rows start only at multiples of it (Bigram-Backcopy,
+    /// whose segments are one window each); 0 for running text, where any start is fine.
+    pub segment: usize,
+    /// Bigram-Backcopy trigger ids (empty for running text): a token right after one is a
+    /// copy of the token before it.
+    pub triggers: Vec<u32>,
 }
 
 impl TextCorpus {
@@ -44,6 +51,8 @@ impl TextCorpus {
             train,
             val,
             tokenizer,
+            segment: 0,
+            triggers: Vec::new(),
         };
         corpus.check_window(MIN_SPLIT_TOKENS)?;
         Ok(corpus)
@@ -56,6 +65,40 @@ impl TextCorpus {
         let mut rng = Rng::stream(seed, Stream::Data);
         let text = synth_text::generate(&mut rng, n_chars.max(text_file::MIN_CHARS));
         TextCorpus::from_text(&text, 0.1).expect("synthetic text is long enough to split")
+    }
+
+    /// Bigram-Backcopy segments of `window` tokens built from `source`'s bigram table with
+    /// the `k` most frequent characters as triggers (see [`bigram_backcopy`]): about
+    /// `n_tokens` tokens in all, 10 % of the segments kept for validation. The vocabulary is
+    /// the source's, so an uploaded text gives its own task.
+    pub fn bigram_backcopy(
+        source: &str,
+        k: usize,
+        window: usize,
+        n_tokens: usize,
+        rng: &mut Rng,
+    ) -> Result<TextCorpus, DataError> {
+        let tokenizer = CharTokenizer::from_text(source);
+        // Unknown characters (beyond the vocabulary cap) are dropped from the statistics, so
+        // the task never asks for [UNK].
+        let ids: Vec<u32> = tokenizer
+            .encode(source)
+            .into_iter()
+            .filter(|&id| id != crate::data::tokenizer::UNK)
+            .collect();
+        let table = BigramTable::new(&ids, k).map_err(DataError::BigramBackcopy)?;
+        let window = window.max(1);
+        let n_val = (n_tokens / window / 10).max(1);
+        let n_train = (n_tokens / window).saturating_sub(n_val).max(1);
+        let train = table.generate(window, n_train, rng);
+        let val = table.generate(window, n_val, rng);
+        Ok(TextCorpus {
+            train,
+            val,
+            tokenizer,
+            segment: window,
+            triggers: table.triggers,
+        })
     }
 
     pub fn vocab_size(&self) -> usize {

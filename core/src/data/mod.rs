@@ -10,10 +10,12 @@
 //! - [`tokenizer`]: a character-level tokenizer with fixed special ids.
 //! - [`synth_images`]: a built-in shape-classification set for the ViT.
 //! - [`batch`]: train/validation split and the MLM, CLM and image batches.
+//! - [`bigram_backcopy`]: the Bigram-Backcopy task built from a text's bigram table.
 
 use std::fmt;
 
 pub mod batch;
+pub mod bigram_backcopy;
 pub mod synth_images;
 pub mod synth_text;
 pub mod text_file;
@@ -61,6 +63,8 @@ pub enum DataError {
     },
     /// A built-in corpus that this build does not embed and the caller did not supply.
     NotLoaded { name: String },
+    /// The source text cannot drive the Bigram-Backcopy task.
+    BigramBackcopy(bigram_backcopy::BbError),
     /// The validation fraction is not strictly between 0 and 1.
     BadValFraction { fraction: f64 },
     /// After splitting, the training or validation part holds fewer tokens than one window.
@@ -139,6 +143,7 @@ impl fmt::Display for DataError {
                 f,
                 "\"{name}\" is too short to train on: it has {chars} characters, at least {needed} are needed"
             ),
+            DataError::BigramBackcopy(e) => write!(f, "{e}"),
             DataError::BadValFraction { fraction } => write!(
                 f,
                 "the validation fraction must be strictly between 0 and 1, got {fraction}"

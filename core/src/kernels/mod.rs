@@ -65,7 +65,7 @@ pub fn clipped_softmax<const D: usize>(x: Tensor<D>, gamma: f64, zeta: f64) -> T
     }
 }
 
-/// Fake quantization Δ·(clamp(round(x/Δ + zp), qmin, qmax) − zp) with a straight-through
+/// Fake quantization Δ·(clamp(round(x/Δ) + zp, qmin, qmax) − zp) with a straight-through
 /// gradient inside the grid and zero outside.
 ///
 /// # Shapes
@@ -407,10 +407,13 @@ pub mod reference {
     }
 
     pub fn fake_quant<const D: usize>(x: Tensor<D>, p: &QuantParams) -> Tensor<D> {
-        let xs = x.div_scalar(p.scale).add_scalar(p.zero_point); // x/Δ + zp
+        // The paper's order, round(x/Δ) + zp: with ties to even, round(x/Δ + zp) differs at
+        // an odd zero point (2.5 + 3 rounds to 6, round(2.5) + 3 is 5).
+        let xs = x.div_scalar(p.scale); // x/Δ
         // STE: forward round(xs), backward identity.
         let rounded = xs.clone() + (xs.clone().round() - xs).detach();
         rounded
+            .add_scalar(p.zero_point)
             .clamp(p.qmin, p.qmax)
             .sub_scalar(p.zero_point)
             .mul_scalar(p.scale)

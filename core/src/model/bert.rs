@@ -110,6 +110,7 @@ impl BertLayer {
             x: y.clone(),
         });
         taps.probs.push(att.probs);
+        taps.values.push(att.values);
         taps.gates.push(att.gate);
         y
     }

@@ -88,6 +88,7 @@ impl PreLnBlock {
             tap(TapKind::BlockOut, y.clone()),
         ]);
         taps.probs.push(att.probs);
+        taps.values.push(att.values);
         taps.gates.push(att.gate);
         y
     }

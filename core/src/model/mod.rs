@@ -82,6 +82,8 @@ pub struct Taps {
     pub tracked: Vec<Tap>,
     /// Attention probabilities per layer. `[batch, heads, seq, seq]`
     pub probs: Vec<Tensor<4>>,
+    /// Value vectors per layer. `[batch, heads, seq, d_head]`
+    pub values: Vec<Tensor<4>>,
     /// Gate probabilities per layer (gated attention only), broadcastable to `[batch, heads, seq, 1]`.
     pub gates: Vec<Option<Tensor<4>>>,
 }
@@ -130,6 +132,23 @@ impl Model {
             (Model::Opt(m), ModelInput::Tokens(ids)) => m.forward(ids, aq),
             (Model::Vit(m), ModelInput::Patches(p)) => m.forward(p, aq),
             _ => panic!("model and input kinds do not match"),
+        }
+    }
+
+    /// Every attention layer, in order.
+    pub fn attentions_mut(&mut self) -> Vec<&mut crate::attention::Attention> {
+        match self {
+            Model::Bert(m) => m.layers.iter_mut().map(|l| &mut l.attn).collect(),
+            Model::Opt(m) => m.layers.iter_mut().map(|l| &mut l.attn).collect(),
+            Model::Vit(m) => m.layers.iter_mut().map(|l| &mut l.attn).collect(),
+        }
+    }
+
+    /// Sets every layer's score normaliser (the clipped-softmax γ warm-up changes γ and ζ
+    /// between steps; they are not parameters).
+    pub fn set_score_norm(&mut self, norm: crate::attention::ScoreNorm) {
+        for attn in self.attentions_mut() {
+            attn.norm = norm;
         }
     }
 

@@ -10,7 +10,8 @@ use crate::quant::range::{RangeEstimator, RangeState};
 pub enum SiteMode {
     /// Floating point: every site is the identity (training, FP evaluation).
     Off,
-    /// Ranges update on every call (the paper's `estimate_ranges`), outputs stay FP.
+    /// Ranges update on every call (the paper's `estimate_ranges`), and each site passes on its
+    /// activation quantized with the range so far, as the paper's quantization manager does.
     Calibrate,
     /// Frozen ranges (`fix_ranges`): every site fake-quantizes.
     Apply,
@@ -28,6 +29,8 @@ pub struct ActQuant {
     cursor: usize,
     /// Calibration: per site `[min, max]` of this batch, read back once per batch.
     pending: Vec<Tensor<1>>,
+    /// The first failed calibration read, reported by [`ActQuant::end_calibration_batch`].
+    failed: Option<String>,
     /// Apply with `measure`: per site `[Σx², Σ(x−x̂)²]` for SQNR.
     pub measure: bool,
     errors: Vec<Tensor<1>>,
@@ -48,6 +51,7 @@ impl ActQuant {
             params: Vec::new(),
             cursor: 0,
             pending: Vec::new(),
+            failed: None,
             measure: false,
             errors: Vec::new(),
         }
@@ -80,14 +84,29 @@ impl ActQuant {
         match self.mode {
             SiteMode::Off => x,
             SiteMode::Calibrate => {
-                if matches!(self.estimator, RangeEstimator::Percentile(_)) {
+                let est = self.estimator;
+                if matches!(est, RangeEstimator::Percentile(_)) {
                     // Percentiles need every value on the host.
-                    let est = self.estimator;
                     est.update_tensor(&mut self.ranges[i], &x);
                 } else {
-                    self.pending.push(crate::kernels::min_max(x.clone())); // [2]
+                    // Read now, not once per batch: the paper's quantization manager updates
+                    // the range and then passes the *quantized* activation on
+                    // (`quantization_manager.py`), so every later site calibrates on
+                    // quantized inputs. Calibration runs on the CPU backend in the browser,
+                    // where this read does not block.
+                    match crate::kernels::min_max(x.clone())
+                        .into_data()
+                        .try_into_vec::<f32>()
+                    {
+                        Ok(mm) => est.update(&mut self.ranges[i], &mm),
+                        Err(e) => {
+                            self.failed.get_or_insert(format!("{e:?}"));
+                            return x;
+                        }
+                    }
                 }
-                x
+                let r = self.ranges[i];
+                fake_quant(x, &QuantParams::asymmetric(r.min, r.max, self.bits))
             }
             SiteMode::Apply => {
                 let p = self
@@ -120,6 +139,9 @@ impl ActQuant {
     /// Ends a calibration batch: reads this batch's min/max back (one transfer) and updates
     /// every running range.
     pub fn end_calibration_batch(&mut self) -> Result<(), String> {
+        if let Some(e) = self.failed.take() {
+            return Err(e);
+        }
         if self.pending.is_empty() {
             return Ok(());
         }

@@ -22,6 +22,17 @@ pub enum WeightRange {
     Mse,
 }
 
+impl WeightRange {
+    /// The paper's choice per model: min-max for BERT (and the ViT, which has no paper code),
+    /// the MSE grid for OPT (`validate_clm.py` forces it for OPT's weights).
+    pub fn default_for(model: crate::spec::ModelKind) -> WeightRange {
+        match model {
+            crate::spec::ModelKind::Opt => WeightRange::Mse,
+            _ => WeightRange::MinMax,
+        }
+    }
+}
+
 /// SQNR of one quantized weight.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct WeightSqnr {
@@ -98,6 +109,36 @@ pub fn fake_quant_per_channel(
     (out, sqnr_db(sig, err))
 }
 
+/// Fake quantization of a row-major `[rows, cols]` matrix whose columns are `blocks` equal
+/// blocks side by side, one per-tensor grid per block: the fused Q/K/V weight `[d, 3d]` is
+/// three `Linear(d → d)` layers in the paper (`quantized_bert.py` wraps query, key and value
+/// as separate `QuantLinear`s), so each gets its own range. Returns the quantized values and
+/// each block's SQNR.
+pub fn fake_quant_column_blocks(
+    values: &[f32],
+    rows: usize,
+    cols: usize,
+    blocks: usize,
+    bits: u32,
+    range: WeightRange,
+) -> (Vec<f32>, Vec<f64>) {
+    let mut out = values.to_vec();
+    let width = cols / blocks.max(1);
+    let mut sqnrs = Vec::with_capacity(blocks);
+    for k in 0..blocks {
+        let idx: Vec<usize> = (0..rows)
+            .flat_map(|r| (k * width..(k + 1) * width).map(move |c| r * cols + c))
+            .collect();
+        let group: Vec<f32> = idx.iter().map(|&i| values[i]).collect();
+        let p = grid(&group, bits, range);
+        for &i in &idx {
+            out[i] = fake_quant_host(values[i], &p);
+        }
+        sqnrs.push(sqnr_db_host(&group, &p));
+    }
+    (out, sqnrs)
+}
+
 impl ModuleMapper for WeightQuantizer {
     fn enter_module(&mut self, name: &str, container_type: &str) {
         self.path.push(name.to_string());
@@ -136,6 +177,19 @@ impl ModuleMapper for WeightQuantizer {
             let (q, sqnr_db) =
                 fake_quant_per_channel(&values, dims[0], dims[1], by_column, self.bits, self.range);
             self.report.push(WeightSqnr { name, sqnr_db });
+            return param.map(|t| Tensor::from_data(TensorData::new(q, t.dims()), &t.device()));
+        }
+        // The fused Q/K/V weight `[d, 3d]`: one grid each for Q, K and V, as the paper's
+        // three separately quantized Linear layers have.
+        if D == 2 && self.path.iter().rev().nth(1).is_some_and(|p| p == "qkv") {
+            let (q, sqnrs) =
+                fake_quant_column_blocks(&values, dims[0], dims[1], 3, self.bits, self.range);
+            for (part, sqnr_db) in ["q", "k", "v"].iter().zip(sqnrs) {
+                self.report.push(WeightSqnr {
+                    name: format!("{name}[{part}]"),
+                    sqnr_db,
+                });
+            }
             return param.map(|t| Tensor::from_data(TensorData::new(q, t.dims()), &t.device()));
         }
         let p = grid(&values, self.bits, self.range);
