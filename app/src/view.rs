@@ -742,6 +742,13 @@ const GROUPS: &[(&str, &[Ctl])] = &[
                 show: always,
             },
             Ctl {
+                key: "dropout",
+                label: "dropout",
+                kind: Kind::Num("0.05"),
+                help: "Training dropout (the paper: 0.1); masks come from the seed.",
+                show: always,
+            },
+            Ctl {
                 key: "init_std",
                 label: "init σ",
                 kind: Kind::Num("0.005"),
@@ -1232,7 +1239,13 @@ fn inspect_panel(ctx: Ctx) -> impl IntoView {
                     )
                 })
                 .collect();
-            if let Some(p) = lane.inspection.as_ref().and_then(|i| i.profiles.get(l)) {
+            let prefix = format!("layer{l}.");
+            let profiles = lane
+                .inspection
+                .iter()
+                .flat_map(|i| i.profiles.iter())
+                .filter(|p| p.name.starts_with(&prefix));
+            for p in profiles {
                 lines.push(format!(
                     "{}: largest |x| {:.2} at position {} ('{}'), channel {}; {:.1}σ of its sequence; position 0's norm {:.1}× the median position's",
                     p.name,

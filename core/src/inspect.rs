@@ -39,8 +39,8 @@ pub struct Inspection {
     /// Per layer, `[heads, seq]` gate values π (gated attention only).
     pub gates: Vec<Option<Vec<f32>>>,
     pub hists: Vec<Histogram>,
-    /// Per headline tap (BERT FFN output, OPT/ViT block output), where its largest values
-    /// sit on evaluation batch 0.
+    /// Per headline tap (BERT FFN output, OPT/ViT block output), then for BERT per FFN
+    /// input + output sum, where its largest values sit on evaluation batch 0.
     #[serde(default)]
     pub profiles: Vec<TapProfile>,
     /// Per layer, `[heads, seq]` row-major: each position's value-vector norm ‖v_h(x_t)‖,
@@ -214,8 +214,8 @@ struct Packed {
     tokens: Vec<String>,
     /// Labels of every position of the batch (`[batch * seq]`), for the outlier's token.
     all_tokens: Vec<String>,
-    /// Per headline tap: (batch, d_model).
-    tap_dims: Vec<(usize, usize)>,
+    /// Per profiled tap (the headline taps, then BERT's FFN sums): (label, batch, d_model).
+    tap_dims: Vec<(String, usize, usize)>,
 }
 
 fn pack(trainer: &Trainer) -> Packed {
@@ -263,9 +263,14 @@ fn pack(trainer: &Trainer) -> Packed {
         parts.push(counts);
     }
     let mut tap_dims = Vec::new();
-    for tap in taps.tracked.iter().filter(|t| t.kind == headline) {
+    let profiled = taps
+        .tracked
+        .iter()
+        .filter(|t| t.kind == headline)
+        .chain(&taps.extra);
+    for tap in profiled {
         let [b, t, d] = tap.x.dims();
-        tap_dims.push((b, d));
+        tap_dims.push((tap.label(), b, d));
         // Row-wise first: reductions stay short (Burn's wgpu reduction stops at 65,533
         // vectors of one axis), and the host picks the winning row.
         let rows = tap.x.clone().reshape([b * t, d]); // [b*t, d]
@@ -324,9 +329,8 @@ fn unpack(p: Packed, v: Vec<f32>, step: usize) -> Inspection {
             }
         })
         .collect();
-    let names: Vec<String> = hists.iter().map(|h: &Histogram| h.name.clone()).collect();
     let mut profiles = Vec::new();
-    for (name, &(b, d)) in names.into_iter().zip(&p.tap_dims) {
+    for (name, b, d) in p.tap_dims.iter().cloned() {
         let row_max = take(b * t);
         let row_arg = take(b * t);
         let row_val = take(b * t);

@@ -26,18 +26,19 @@ pub const PRESETS: &[Preset] = &[
         id: "bb-opt",
         name: "No-op heads: OPT on Bigram-Backcopy, gated vs vanilla",
         fragment: "model=opt&layers=2&d=64&heads=1&ffn=256&seq=64&batch=16&data=bb&attn=gated\
-                   &gate=linear&pi=0.25&alpha=2&gamma_warmup=100&steps=600&lr=0.003&warmup=50\
-                   &sched=const&b2=0.99&wd=0.01&eval_every=100&cmp=vanilla&q=w8a8,w8a6,w8a4",
-        shows: "heads that have nothing to do park on BOS; vanilla's BOS residual grows, the \
-                gate closes instead",
+                   &gate=linear&pi=0.25&alpha=2&gamma_warmup=100&steps=1500&lr=0.001&warmup=50\
+                   &sched=const&b2=0.99&wd=0.01&eval_every=250&cmp=vanilla&q=w8a8,w8a6,w8a4",
+        shows: "gating lowers max |x| 1.7-1.9x in each of 3 seeds and loses less at W8A4; avg \
+                kurtosis is higher with the gate (closed gates make out_proj sparse), unlike \
+                the paper",
     },
     Preset {
         id: "bb-bert",
         name: "BERT on Bigram-Backcopy: MLP gate and clipped softmax α=2 vs vanilla",
         fragment: "model=bert&layers=2&d=64&heads=1&ffn=256&seq=64&batch=16&data=bb&attn=gated\
-                   &gate=mlp&alpha=2&gamma_warmup=100&steps=600&lr=0.003&warmup=50&sched=const\
-                   &b2=0.99&eval_every=100&cmp=vanilla,clipped&q=w8a8,w8a6,w8a4",
-        shows: "the paper's BERT fixes at their working settings on the same task",
+                   &gate=mlp&alpha=2&gamma_warmup=100&steps=1500&lr=0.001&warmup=50&sched=const\
+                   &b2=0.99&eval_every=250&cmp=vanilla,clipped&q=w8a8,w8a6,w8a4",
+        shows: "the paper's BERT fixes on the same task; not screened over seeds yet",
     },
     Preset {
         id: "bert-quick",
@@ -60,11 +61,13 @@ pub const PRESETS: &[Preset] = &[
     },
     Preset {
         id: "shakespeare",
-        name: "Shakespeare: BERT lr 3e-3, no decay (tuned on this text; does not carry over)",
-        fragment: "data=tinyshakespeare&lr=0.003&wd=0&steps=3000&warmup=100&alpha=0.5\
-                   &attn=gated&cmp=vanilla,clipped&eval_every=500&q=w8a8,w8a6,w8a5,w8a4",
-        shows: "on tinyshakespeare seed 0 vanilla loses most at A5; on other text the linear \
-                gate loses more than vanilla (issue 15)",
+        name: "Shakespeare: BERT lr 3e-3, no decay, MLP gate",
+        fragment: "data=tinyshakespeare&lr=0.003&wd=0&steps=3000&warmup=100&alpha=2\
+                   &gamma_warmup=300&gate=mlp&attn=gated&cmp=vanilla,clipped&eval_every=500\
+                   &q=w8a8,w8a6,w8a5,w8a4",
+        shows: "the MLP gate halves max |x| in each of 3 seeds (3x on other prose) but costs \
+                FP perplexity; clipped softmax at alpha=2, T=32 stalls (dead start), unlike \
+                the paper",
     },
     Preset {
         id: "gpu",

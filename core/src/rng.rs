@@ -18,6 +18,8 @@ pub enum Stream {
     Order,
     /// Quantization calibration batches.
     Calib,
+    /// Dropout masks (one fork per step and shard).
+    Dropout,
 }
 
 impl Stream {
@@ -28,6 +30,7 @@ impl Stream {
             Stream::Mask => 0x6d61_736b,
             Stream::Order => 0x6f72_6472,
             Stream::Calib => 0x6361_6c69,
+            Stream::Dropout => 0x6472_6f70,
         }
     }
 }

@@ -65,6 +65,7 @@ pub const KEYS: &[&str] = &[
     "b2",
     "eps",
     "clip",
+    "dropout",
     "init_std",
     "mask",
     "seed",
@@ -469,6 +470,12 @@ pub struct RunSpec {
     pub eps: f64,
     /// Global gradient-norm clip; 0 disables clipping. Key `clip`, >= 0. Default: 1.0.
     pub clip: f64,
+    /// Dropout probability during training, on the embeddings, the attention and FFN outputs
+    /// before their residual sums and, for BERT, the attention probabilities (HF's
+    /// `hidden_dropout_prob` / `attention_probs_dropout_prob`, 0.1 in the paper's BERT and
+    /// OPT runs). Masks come from the run seed's `Dropout` stream. Key `dropout`, in [0, 1).
+    /// Default: 0.
+    pub dropout: f64,
     /// Standard deviation of the normal init of embeddings, FFN and output heads (HF's
     /// `initializer_range`); Q/K/V/out projections keep PyTorch's default Linear init.
     /// Key `init_std`, in (0, 1]. Default: 0.02.
@@ -524,6 +531,7 @@ impl Default for RunSpec {
             beta2: 0.999,
             eps: 1e-8,
             clip: 1.0,
+            dropout: 0.0,
             init_std: 0.02,
             mask_prob: 0.15,
             seed: 0,
@@ -612,6 +620,7 @@ impl RunSpec {
             "b2" => next.beta2 = parse_f64(key, value)?,
             "eps" => next.eps = parse_f64(key, value)?,
             "clip" => next.clip = parse_f64(key, value)?,
+            "dropout" => next.dropout = parse_f64(key, value)?,
             "init_std" => next.init_std = parse_f64(key, value)?,
             "mask" => next.mask_prob = parse_f64(key, value)?,
             "seed" => next.seed = parse_num(key, value)?,
@@ -659,6 +668,7 @@ impl RunSpec {
             "b2" => format_f64(self.beta2),
             "eps" => format_f64(self.eps),
             "clip" => format_f64(self.clip),
+            "dropout" => format_f64(self.dropout),
             "init_std" => format_f64(self.init_std),
             "mask" => format_f64(self.mask_prob),
             "seed" => self.seed.to_string(),
@@ -1003,6 +1013,12 @@ impl RunSpec {
                 "in (0, 1]",
             ),
             "clip" => check_f64(key, self.clip, self.clip >= 0.0, ">= 0 (0 disables)"),
+            "dropout" => check_f64(
+                key,
+                self.dropout,
+                (0.0..1.0).contains(&self.dropout),
+                "in [0, 1)",
+            ),
             "init_std" => check_f64(
                 key,
                 self.init_std,
@@ -1223,7 +1239,7 @@ mod tests {
     const DEFAULT_CANONICAL: &str = "v=1&model=bert&layers=2&d=64&heads=4&ffn=256&seq=32\
         &batch=16&img=32&patch=4&classes=4&patch_ln=true&attn=vanilla&gamma=-0.015&zeta=1\
         &gamma_warmup=0&gate=linear&pi=0.25&steps=300&lr=1e-3&warmup=30&sched=linear&wd=0.01\
-        &ln_wd=false&b1=0.9&b2=0.999&eps=1e-8&clip=1&init_std=0.02&mask=0.15&seed=0\
+        &ln_wd=false&b1=0.9&b2=0.999&eps=1e-8&clip=1&dropout=0&init_std=0.02&mask=0.15&seed=0\
         &data=synthetic&bb_k=3&eval_every=50&eval_batches=8";
 
     fn err_field(text: &str) -> String {
@@ -1272,20 +1288,25 @@ mod tests {
             gamma: -0.0234375,
             zeta: 1.003,
             alpha: Some(0.7),
+            gamma_warmup: 40,
             gate: GateKind::AllHeads,
             pi_init: 0.1,
             steps: 1000,
             lr: 3e-4,
             warmup: 0,
+            sched: Schedule::Const,
             weight_decay: 0.0,
+            ln_wd: true,
             beta1: 0.85,
             beta2: 0.98,
             eps: 1e-6,
             clip: 0.0,
+            dropout: 0.15,
             init_std: 0.035,
             mask_prob: 0.2,
             seed: 18_446_744_073_709_551_615,
             data: DataSource::File("my corpus: v2/wiki text.txt".to_owned()),
+            bb_k: 5,
             eval_every: 0,
             eval_batches: 3,
         }

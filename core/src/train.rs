@@ -542,6 +542,7 @@ fn run_shard(
     total_weight: f32,
     with_stats: bool,
     releaf: bool,
+    dropout: Option<Rng>,
 ) -> ShardResult {
     let model = if releaf {
         model.clone().map(&mut Releaf)
@@ -550,7 +551,9 @@ fn run_shard(
     };
     let mut batch = host.to_device(spec, device);
     batch.weight_sum = total_weight;
-    let ModelOutput { logits, taps } = model.forward(batch.input.clone());
+    let mut aq = crate::quant::ActQuant::off();
+    aq.dropout = dropout.map(|rng| crate::quant::Dropout::new(spec.dropout, rng));
+    let ModelOutput { logits, taps } = model.forward_q(batch.input.clone(), &mut aq);
     let loss = weighted_cross_entropy(logits, &batch);
     let headline = model.headline_kind();
     let stats = if with_stats {
@@ -675,6 +678,13 @@ impl Trainer {
         let total_weight: f32 = host.weight.iter().sum();
         let shards = host.split(self.threads);
         let (spec, device) = (&self.spec, &self.device);
+        // One mask stream per step and shard, so a shard's masks do not depend on thread timing.
+        let step = self.step as u64;
+        let dropout = move |shard: usize| {
+            (spec.dropout > 0.0).then(|| {
+                Rng::stream(spec.seed, Stream::Dropout).fork((step << 16) | shard as u64)
+            })
+        };
         let results: Vec<ShardResult> = if shards.len() == 1 {
             vec![run_shard(
                 &model,
@@ -684,15 +694,18 @@ impl Trainer {
                 total_weight,
                 with_stats,
                 false,
+                dropout(0),
             )]
         } else {
             std::thread::scope(|scope| {
                 let model = &model;
                 let handles: Vec<_> = shards[1..]
                     .iter()
-                    .map(|sh| {
+                    .enumerate()
+                    .map(|(i, sh)| {
+                        let rng = dropout(i + 1);
                         scope.spawn(move || {
-                            run_shard(model, sh, spec, device, total_weight, with_stats, true)
+                            run_shard(model, sh, spec, device, total_weight, with_stats, true, rng)
                         })
                     })
                     .collect();
@@ -704,6 +717,7 @@ impl Trainer {
                     total_weight,
                     with_stats,
                     true,
+                    dropout(0),
                 )];
                 results.extend(
                     handles

@@ -151,3 +151,49 @@ fn gamma_warm_up_starts_unclipped_and_reaches_the_full_clip() {
     cold.step_sync(false).unwrap();
     assert!(alive(&cold) < 0.2, "alive {}", alive(&cold));
 }
+
+/// The outlier's location: the profile's maximum is the headline tensor's maximum over
+/// evaluation batch 0, and the value at the reported (sequence, position, channel) is it.
+/// Bigram-Backcopy evaluations also split the first-token mass by query kind.
+#[test]
+fn profiles_locate_the_maximum_and_bb_splits_the_first_token_mass() {
+    use qtlab_core::model::ModelOutput;
+    let mut t = trainer("model=opt&data=bb%3Asynthetic&layers=2&d=16&heads=2&ffn=32&seq=16&batch=4&steps=3");
+    for _ in 0..3 {
+        t.step_sync(false).unwrap();
+    }
+    let ins = inspect(&t).unwrap();
+    assert_eq!(ins.profiles.len(), 2, "one profile per block output");
+    let model = burn::module::Module::valid(t.model());
+    let host = t.data.eval_batch(&t.spec, 0);
+    let batch = host.to_device(&t.spec, &Device::flex());
+    let ModelOutput { taps, .. } = model.forward(batch.input);
+    let outs: Vec<_> = taps
+        .tracked
+        .iter()
+        .filter(|x| x.kind == model.headline_kind())
+        .collect();
+    for (p, tap) in ins.profiles.iter().zip(outs) {
+        let [_, tt, d] = tap.x.dims();
+        let v = tap.x.clone().into_data().try_into_vec::<f32>().unwrap();
+        let max = v.iter().fold(0f32, |m, x| m.max(x.abs()));
+        assert!((p.max_abs - max as f64).abs() < 1e-5, "{} vs {max}", p.max_abs);
+        let at = v[(p.row * tt + p.position) * d + p.channel];
+        assert!((at.abs() - max).abs() < 1e-5 && (p.value - at as f64).abs() < 1e-5);
+        assert_eq!(p.token_norm.len(), tt);
+        assert_eq!(p.channel_abs.len(), d);
+        assert!(p.max_over_sd > 1.0 && p.first_token_ratio() > 0.0);
+    }
+    let ratios = ins.first_value_ratio();
+    assert_eq!(ratios.len(), 2);
+    assert!(ratios.iter().all(|l| l.len() == 2 && l.iter().all(|r| r.is_finite())));
+    let ev = t.evaluate().unwrap();
+    for h in &ev.outliers.heads {
+        let (o, c) = (h.first_mass_other.as_ref().unwrap(), h.first_mass_copy.as_ref().unwrap());
+        assert_eq!((o.len(), c.len()), (2, 2));
+        assert!(o.iter().chain(c).all(|m| (0.0..=1.0).contains(m)));
+    }
+    // Running text has no copies, so no split.
+    let plain = trainer("model=opt&layers=1&d=16&heads=2&ffn=32&seq=16&batch=4&steps=1");
+    assert!(plain.evaluate().unwrap().outliers.heads[0].first_mass_other.is_none());
+}

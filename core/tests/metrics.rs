@@ -99,3 +99,26 @@ fn one_pass_stats_agree_with_the_definitions() {
         );
     }
 }
+
+/// First-token and delimiter mass over a chosen set of queries, by hand: one sequence, one
+/// head, three queries; query 1 is a copy, query 2 is not.
+#[test]
+fn noop_masses_over_selected_queries_by_hand() {
+    use qtlab_core::metrics::noop_masses_over;
+    let d = Device::flex();
+    // rows: query 0 → [1, 0, 0]; query 1 → [0.2, 0.8, 0]; query 2 → [0.7, 0.1, 0.2]
+    let probs = Tensor::<4>::from_data(
+        TensorData::new(
+            vec![1.0f32, 0.0, 0.0, 0.2, 0.8, 0.0, 0.7, 0.1, 0.2],
+            [1, 1, 3, 3],
+        ),
+        &d,
+    );
+    let delim = Tensor::<2>::from_data(TensorData::new(vec![0.0f32, 0.0, 1.0], [1, 3]), &d);
+    let copy = Tensor::<2>::from_data(TensorData::new(vec![0.0f32, 1.0, 0.0], [1, 3]), &d);
+    let other = Tensor::<2>::from_data(TensorData::new(vec![0.0f32, 0.0, 1.0], [1, 3]), &d);
+    let (f, dm) = noop_masses_over(probs.clone(), delim.clone(), copy);
+    assert!((vals(f)[0] - 0.2).abs() < 1e-6 && vals(dm)[0].abs() < 1e-6);
+    let (f, dm) = noop_masses_over(probs, delim, other);
+    assert!((vals(f)[0] - 0.7).abs() < 1e-6 && (vals(dm)[0] - 0.2).abs() < 1e-6);
+}

@@ -293,3 +293,36 @@ fn packed_adamw_on_the_gpu_matches_the_cpu() {
         "γ did not come back"
     );
 }
+
+/// Dropout: masks drop about p of the values and scale the rest by 1/(1−p); they come from the
+/// run seed, so the same spec trains the same losses, and they change training.
+#[test]
+fn dropout_masks_come_from_the_seed_and_change_training() {
+    use qtlab_core::dataset::RunData;
+    use qtlab_core::quant::Dropout;
+    use qtlab_core::rng::{Rng, Stream};
+    use qtlab_core::train::Trainer;
+    let d = Device::flex();
+    let mut drop = Dropout::new(0.25, Rng::stream(1, Stream::Dropout));
+    let y = drop
+        .apply(Tensor::<1>::ones([20_000], &d))
+        .into_data()
+        .try_into_vec::<f32>()
+        .unwrap();
+    let zeros = y.iter().filter(|&&v| v == 0.0).count() as f64 / y.len() as f64;
+    assert!((0.23..0.27).contains(&zeros), "dropped {zeros}");
+    assert!(y.iter().all(|&v| v == 0.0 || (v - 1.0 / 0.75).abs() < 1e-6));
+    let losses = |text: &str| -> Vec<f64> {
+        let s = RunSpec::parse(text).unwrap();
+        let mut t = Trainer::new(s.clone(), RunData::load(&s, None).unwrap(), &d);
+        (0..3).map(|_| t.step_sync(false).unwrap().loss).collect()
+    };
+    for model in ["bert", "opt"] {
+        let base = format!("model={model}&layers=1&d=16&heads=2&ffn=32&seq=12&batch=4&steps=3");
+        let plain = losses(&base);
+        let dropped = losses(&format!("{base}&dropout=0.1"));
+        assert_ne!(plain, dropped, "{model}: dropout changed nothing");
+        assert_eq!(dropped, losses(&format!("{base}&dropout=0.1")), "{model}: not reproducible");
+        assert_eq!(plain, losses(&format!("{base}&dropout=0")), "{model}");
+    }
+}

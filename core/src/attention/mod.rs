@@ -166,7 +166,14 @@ impl Attention {
         }
         let sink = self.sink.as_ref().map(|s| s.val());
         let probs = aq.site(l, "probs", self.norm.apply(scores, sink)); // [b, h, t, t]
-        let mut context = matmul(probs.clone(), v.clone()); // [b, h, t, dh]
+        // BERT drops attention probabilities (`attention_probs_dropout_prob`); OPT's
+        // `attention_dropout` is 0 in the paper's configs.
+        let dropped = if self.causal {
+            probs.clone()
+        } else {
+            aq.dropout(probs.clone())
+        };
+        let mut context = matmul(dropped, v.clone()); // [b, h, t, dh]
         // OPT's quantized attention quantizes the context before the gate; BERT's after it.
         if self.causal {
             context = aq.site(l, "context", context);

@@ -93,12 +93,22 @@ impl BertLayer {
     fn forward(&self, x: Tensor<3>, layer: usize, taps: &mut Taps, aq: &mut ActQuant) -> Tensor<3> {
         let l = Some(layer);
         let att = self.attn.forward_q(x.clone(), aq, layer);
-        let h = aq.site(l, "attn_resid", x + att.out); // [b, t, d]
+        let a_out = aq.dropout(att.out); // [b, t, d]
+        let h = aq.site(l, "attn_resid", x + a_out); // [b, t, d]
         let h = aq.site(l, "attn_ln", layer_norm(&self.attn_ln, h)); // [b, t, d]
         let f_hid = aq.site(l, "fc1", gelu(linear(&self.fc1, h.clone()))); // [b, t, d_ff]
         let f_out = aq.site(l, "fc2", linear(&self.fc2, f_hid)); // [b, t, d]
-        let y = aq.site(l, "ffn_resid", h + f_out.clone()); // [b, t, d]
-        let y = aq.site(l, "ffn_ln", layer_norm(&self.ffn_ln, y)); // [b, t, d]
+        let f_drop = aq.dropout(f_out.clone()); // [b, t, d]
+        let sum = aq.site(l, "ffn_resid", h + f_drop); // [b, t, d]
+        // The FFN input + output sum, before the LayerNorm: the paper's code logs its
+        // inf-norm beside the FFN output's (`validate_mlm.py`), since post-LN BERT's outliers
+        // can live in the residual sum that the LayerNorm then rescales.
+        taps.extra.push(Tap {
+            kind: TapKind::FfnSum,
+            layer: Some(layer),
+            x: sum.clone(),
+        });
+        let y = aq.site(l, "ffn_ln", layer_norm(&self.ffn_ln, sum)); // [b, t, d]
         taps.tracked.push(Tap {
             kind: TapKind::FfnOut,
             layer: Some(layer),
@@ -147,7 +157,8 @@ impl Bert {
         let [b, t] = ids.dims();
         let pos = self.positions.val().narrow(0, 0, t).unsqueeze::<3>(); // [1, t, d]
         let e = aq.site(None, "emb.sum", self.tokens.forward(ids) + pos); // [b, t, d]
-        let mut x = aq.site(None, "emb.ln", layer_norm(&self.emb_ln, e)); // [b, t, d]
+        let x = aq.site(None, "emb.ln", layer_norm(&self.emb_ln, e)); // [b, t, d]
+        let mut x = aq.dropout(x);
         let mut taps = Taps::default();
         for (l, layer) in self.layers.iter().enumerate() {
             x = layer.forward(x, l, &mut taps, aq);

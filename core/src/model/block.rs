@@ -70,11 +70,13 @@ impl PreLnBlock {
         let l = Some(layer);
         let a_in = aq.site(l, "attn_ln", layer_norm(&self.attn_ln, x.clone())); // [b, t, d]
         let att = self.attn.forward_q(a_in.clone(), aq, layer);
-        let h = aq.site(l, "attn_resid", x + att.out.clone()); // [b, t, d]
+        let a_out = aq.dropout(att.out.clone()); // [b, t, d]
+        let h = aq.site(l, "attn_resid", x + a_out); // [b, t, d]
         let f_in = aq.site(l, "ffn_ln", layer_norm(&self.ffn_ln, h.clone())); // [b, t, d]
         let f_hid = aq.site(l, "fc1", self.act.apply(linear(&self.fc1, f_in.clone()))); // [b, t, d_ff]
         let f_out = aq.site(l, "fc2", linear(&self.fc2, f_hid)); // [b, t, d]
-        let y = aq.site(l, "ffn_resid", h + f_out.clone()); // [b, t, d]
+        let f_drop = aq.dropout(f_out.clone()); // [b, t, d]
+        let y = aq.site(l, "ffn_resid", h + f_drop); // [b, t, d]
         let tap = |kind, x| Tap {
             kind,
             layer: Some(layer),

@@ -39,6 +39,9 @@ pub enum TapKind {
     OutProj,
     /// OPT/ViT `decoder.final_layer_norm`.
     FinalLn,
+    /// BERT FFN input + output (the residual sum before `output.LayerNorm`); not one of the
+    /// averaged taps, reported beside them.
+    FfnSum,
 }
 
 impl TapKind {
@@ -52,6 +55,7 @@ impl TapKind {
             TapKind::FfnLn => "ffn_ln",
             TapKind::OutProj => "out_proj",
             TapKind::FinalLn => "final_ln",
+            TapKind::FfnSum => "ffn_sum",
         }
     }
 }
@@ -82,6 +86,9 @@ pub struct Taps {
     pub tracked: Vec<Tap>,
     /// Attention probabilities per layer. `[batch, heads, seq, seq]`
     pub probs: Vec<Tensor<4>>,
+    /// Tensors shown beside the tracked ones but not part of the paper's averages (BERT's
+    /// FFN input + output sum).
+    pub extra: Vec<Tap>,
     /// Value vectors per layer. `[batch, heads, seq, d_head]`
     pub values: Vec<Tensor<4>>,
     /// Gate probabilities per layer (gated attention only), broadcastable to `[batch, heads, seq, 1]`.

@@ -93,7 +93,8 @@ impl Opt {
     pub fn forward(&self, ids: Tensor<2, Int>, aq: &mut ActQuant) -> ModelOutput {
         let [b, t] = ids.dims();
         let pos = self.positions.val().narrow(0, 0, t).unsqueeze::<3>(); // [1, t, d]
-        let mut x = aq.site(None, "emb.sum", self.tokens.forward(ids) + pos); // [b, t, d]
+        let x = aq.site(None, "emb.sum", self.tokens.forward(ids) + pos); // [b, t, d]
+        let mut x = aq.dropout(x);
         let mut taps = Taps::default();
         for (l, layer) in self.layers.iter().enumerate() {
             x = layer.forward(x, l, &mut taps, aq);

@@ -13,5 +13,5 @@ pub mod weights;
 pub use calibrate::{QuantReport, QuantSettings, quantize_and_evaluate};
 pub use quantizer::{QuantParams, fake_quant, fake_quant_host};
 pub use range::{RangeEstimator, RangeState, mse_weight_range};
-pub use sites::{ActQuant, SiteMode};
+pub use sites::{ActQuant, Dropout, SiteMode};
 pub use weights::{WeightRange, quantize_weights};

@@ -17,6 +17,43 @@ pub enum SiteMode {
     Apply,
 }
 
+/// Inverted dropout with masks drawn on the host from the run's `Dropout` stream, so a run
+/// reproduces from its seed on every backend (Burn's device RNG would not).
+pub struct Dropout {
+    /// Probability of dropping a value, in [0, 1).
+    pub p: f64,
+    rng: crate::rng::Rng,
+}
+
+impl Dropout {
+    pub fn new(p: f64, rng: crate::rng::Rng) -> Self {
+        Dropout { p, rng }
+    }
+
+    /// x·m/(1−p) with m ~ Bernoulli(1−p) per value.
+    pub fn apply<const D: usize>(&mut self, x: Tensor<D>) -> Tensor<D> {
+        let shape = x.shape();
+        let n = shape.num_elements();
+        // Compare 53-bit draws with an integer threshold: exact and platform-independent.
+        let threshold = (self.p * (1u64 << 53) as f64) as u64;
+        let keep = (1.0 / (1.0 - self.p)) as f32;
+        let mask: Vec<f32> = (0..n)
+            .map(|_| {
+                if self.rng.next_u64() >> 11 < threshold {
+                    0.0
+                } else {
+                    keep
+                }
+            })
+            .collect();
+        let mask = Tensor::<D>::from_data(
+            burn::tensor::TensorData::new(mask, shape),
+            &x.device(),
+        );
+        x * mask
+    }
+}
+
 /// All activation quantizers of one model.
 pub struct ActQuant {
     pub mode: SiteMode,
@@ -34,6 +71,9 @@ pub struct ActQuant {
     /// Apply with `measure`: per site `[Σx², Σ(x−x̂)²]` for SQNR.
     pub measure: bool,
     errors: Vec<Tensor<1>>,
+    /// Training-time dropout; `None` in evaluation and quantization. It rides along with the
+    /// quantizers because both are threaded through every forward pass at the same places.
+    pub dropout: Option<Dropout>,
 }
 
 impl ActQuant {
@@ -54,6 +94,7 @@ impl ActQuant {
             failed: None,
             measure: false,
             errors: Vec::new(),
+            dropout: None,
         }
     }
 
@@ -126,6 +167,14 @@ impl ActQuant {
                 }
                 y
             }
+        }
+    }
+
+    /// Dropout when training with it, else the identity.
+    pub fn dropout<const D: usize>(&mut self, x: Tensor<D>) -> Tensor<D> {
+        match &mut self.dropout {
+            Some(d) if d.p > 0.0 => d.apply(x),
+            _ => x,
         }
     }
 
