@@ -896,7 +896,11 @@ fn data_box(ctx: Ctx) -> impl IntoView {
                 Ok(text) => {
                     let mut a = ctx.app.get_untracked();
                     // An upload under Bigram-Backcopy becomes the task's source text.
-                    let prefix = if a.spec.data.is_bigram_backcopy() { "bb:file:" } else { "file:" };
+                    let prefix = if a.spec.data.is_bigram_backcopy() {
+                        "bb:file:"
+                    } else {
+                        "file:"
+                    };
                     let set = a
                         .spec
                         .set("data", &format!("{prefix}{name}"))

@@ -487,9 +487,8 @@ fn cmd_experiment(args: &[String]) -> Result<(), String> {
         let all: Vec<_> = runs
             .iter()
             .flat_map(|(seed, recs)| {
-                recs.iter().map(move |(v, r)| {
-                    serde_json::json!({"seed": seed, "variant": v, "record": r})
-                })
+                recs.iter()
+                    .map(move |(v, r)| serde_json::json!({"seed": seed, "variant": v, "record": r}))
             })
             .collect();
         write_json(path, &all, opts.quiet)?;
@@ -666,16 +665,14 @@ fn mechanism_table(variants: &[String], runs: &[(u64, Vec<(String, RunRecord)>)]
         let mass = |f: &dyn Fn(&qtlab_core::metrics::HeadNoop) -> Option<f64>| -> Vec<f64> {
             recs.iter()
                 .filter_map(|r| r.eval.as_ref())
-                .filter_map(|e| {
-                    e.outliers
-                        .heads
-                        .iter()
-                        .filter_map(f)
-                        .reduce(f64::max)
-                })
+                .filter_map(|e| e.outliers.heads.iter().filter_map(f).reduce(f64::max))
                 .collect()
         };
-        let other = mass(&|h| mean_heads(&h.first_mass_other).or(Some(h.first_mass.iter().sum::<f64>() / h.first_mass.len().max(1) as f64)));
+        let other = mass(&|h| {
+            mean_heads(&h.first_mass_other).or(Some(
+                h.first_mass.iter().sum::<f64>() / h.first_mass.len().max(1) as f64,
+            ))
+        });
         let copy = mass(&|h| mean_heads(&h.first_mass_copy));
         let value: Vec<f64> = mechs
             .iter()
@@ -703,7 +700,10 @@ fn mechanism_table(variants: &[String], runs: &[(u64, Vec<(String, RunRecord)>)]
 fn cmd_presets() -> Result<(), String> {
     for (i, p) in presets::PRESETS.iter().enumerate() {
         let default = if i == 0 { "  (the app's default)" } else { "" };
-        println!("{}: {}{default}\n  {}\n  shows: {}\n", p.id, p.name, p.fragment, p.shows);
+        println!(
+            "{}: {}{default}\n  {}\n  shows: {}\n",
+            p.id, p.name, p.fragment, p.shows
+        );
     }
     Ok(())
 }

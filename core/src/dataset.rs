@@ -98,18 +98,10 @@ impl RunData {
                 // Its own fork, drawn first, so the task does not depend on the source.
                 let mut task = rng.fork(0xBB);
                 let text = match (file_text, inner.as_ref()) {
-                    (Some(t), _) => t,
                     (None, DataSource::Synthetic) => {
                         data::synth_text::generate(&mut rng, SYNTH_CHARS)
                     }
-                    (None, DataSource::File(path)) => {
-                        data::text_file::load_text(std::path::Path::new(path))?
-                    }
-                    (None, _) => data::builtin_shakespeare()
-                        .ok_or(DataError::NotLoaded {
-                            name: "tinyshakespeare".into(),
-                        })?
-                        .to_owned(),
+                    (file_text, source) => read_text(source, file_text)?,
                 };
                 let corpus = TextCorpus::bigram_backcopy(
                     &text,
@@ -121,17 +113,7 @@ impl RunData {
                 Ok(RunData::Text(corpus))
             }
             (_, source) => {
-                let text = match (file_text, source) {
-                    (Some(t), _) => t,
-                    (None, DataSource::File(path)) => {
-                        data::text_file::load_text(std::path::Path::new(path))?
-                    }
-                    (None, _) => data::builtin_shakespeare()
-                        .ok_or(DataError::NotLoaded {
-                            name: "tinyshakespeare".into(),
-                        })?
-                        .to_owned(),
-                };
+                let text = read_text(source, file_text)?;
                 let corpus = TextCorpus::from_text(&text, 0.1)?;
                 corpus.check_window(text_window(spec))?;
                 Ok(RunData::Text(corpus))
@@ -269,6 +251,20 @@ impl RunData {
             seq: b.seq,
             input: HostInput::Tokens(b.input),
         }
+    }
+}
+
+/// The text of a file or built-in source: the caller's copy when given (the browser's upload
+/// or download), else the file from disk or the embedded tinyshakespeare.
+fn read_text(source: &DataSource, given: Option<String>) -> Result<String, DataError> {
+    match (given, source) {
+        (Some(t), _) => Ok(t),
+        (None, DataSource::File(path)) => data::text_file::load_text(std::path::Path::new(path)),
+        (None, _) => data::builtin_shakespeare()
+            .map(str::to_owned)
+            .ok_or(DataError::NotLoaded {
+                name: "tinyshakespeare".into(),
+            }),
     }
 }
 
@@ -454,11 +450,16 @@ mod tests {
             assert!(copies > 10, "{model}: only {copies} copies");
             // Same spec, same data; the evaluation batch is fixed.
             let again = RunData::load(&s, None).unwrap();
-            assert_eq!(again.eval_batch(&s, 3).target, data.eval_batch(&s, 3).target);
+            assert_eq!(
+                again.eval_batch(&s, 3).target,
+                data.eval_batch(&s, 3).target
+            );
         }
         // An uploaded source makes its own task; one with too few characters is refused.
         let s = RunSpec::parse("model=opt&data=bb%3Afile%3Ax.txt&bb_k=3").unwrap();
-        let err = RunData::load(&s, Some("ab".repeat(600))).err().expect("refused");
+        let err = RunData::load(&s, Some("ab".repeat(600)))
+            .err()
+            .expect("refused");
         assert!(err.to_string().contains("bb_k=3"), "{err}");
     }
 }

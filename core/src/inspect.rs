@@ -73,7 +73,11 @@ pub struct TapProfile {
 }
 
 fn median(xs: &[f32]) -> f64 {
-    let mut v: Vec<f64> = xs.iter().map(|&x| x as f64).filter(|x| x.is_finite()).collect();
+    let mut v: Vec<f64> = xs
+        .iter()
+        .map(|&x| x as f64)
+        .filter(|x| x.is_finite())
+        .collect();
     if v.is_empty() {
         return f64::NAN;
     }
@@ -337,10 +341,7 @@ fn unpack(p: Packed, v: Vec<f32>, step: usize) -> Inspection {
         let moments = take(b * 5);
         let token_norm = take(t);
         let channel_abs = take(d);
-        let Some((best, &max_abs)) = row_max
-            .iter()
-            .enumerate()
-            .max_by(|a, b| a.1.total_cmp(b.1))
+        let Some((best, &max_abs)) = row_max.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1))
         else {
             continue;
         };

@@ -151,7 +151,11 @@ mod tests {
             assert!(find(p.id).is_some() && find(p.name).is_some());
         }
         let first = &PRESETS[0];
-        assert_eq!(first.variants()[1], "vanilla", "the default compares against vanilla");
+        assert_eq!(
+            first.variants()[1],
+            "vanilla",
+            "the default compares against vanilla"
+        );
         assert!(find("no such preset").is_none());
     }
 }

@@ -267,7 +267,9 @@ impl FromStr for DataSource {
             return Ok(DataSource::Shakespeare);
         }
         if s == "bb" {
-            return Ok(DataSource::BigramBackcopy(Box::new(DataSource::Shakespeare)));
+            return Ok(DataSource::BigramBackcopy(Box::new(
+                DataSource::Shakespeare,
+            )));
         }
         if let Some(inner) = s.strip_prefix("bb:") {
             if inner == "bb" || inner.starts_with("bb:") {
@@ -1803,7 +1805,10 @@ mod tests {
         assert_eq!(RunSpec::parse("bb_k=17").unwrap_err().field, "bb_k");
         assert_eq!(RunSpec::parse("sched=cosine").unwrap_err().field, "sched");
         assert_eq!(RunSpec::parse("ln_wd=maybe").unwrap_err().field, "ln_wd");
-        assert_eq!(RunSpec::parse("model=vit&data=bb").unwrap_err().field, "data");
+        assert_eq!(
+            RunSpec::parse("model=vit&data=bb").unwrap_err().field,
+            "data"
+        );
     }
 
     #[test]

@@ -681,9 +681,8 @@ impl Trainer {
         // One mask stream per step and shard, so a shard's masks do not depend on thread timing.
         let step = self.step as u64;
         let dropout = move |shard: usize| {
-            (spec.dropout > 0.0).then(|| {
-                Rng::stream(spec.seed, Stream::Dropout).fork((step << 16) | shard as u64)
-            })
+            (spec.dropout > 0.0)
+                .then(|| Rng::stream(spec.seed, Stream::Dropout).fork((step << 16) | shard as u64))
         };
         let results: Vec<ShardResult> = if shards.len() == 1 {
             vec![run_shard(

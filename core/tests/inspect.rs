@@ -134,7 +134,13 @@ fn gamma_warm_up_starts_unclipped_and_reaches_the_full_clip() {
 
     let mut warm = trainer(&spec.to_canonical());
     warm.step_sync(false).unwrap();
-    assert_eq!(norm(&warm), ScoreNorm::Clipped { gamma: 0.0, zeta: 1.0 });
+    assert_eq!(
+        norm(&warm),
+        ScoreNorm::Clipped {
+            gamma: 0.0,
+            zeta: 1.0
+        }
+    );
     assert_eq!(alive(&warm), 1.0);
     for _ in 1..11 {
         warm.step_sync(false).unwrap();
@@ -158,7 +164,9 @@ fn gamma_warm_up_starts_unclipped_and_reaches_the_full_clip() {
 #[test]
 fn profiles_locate_the_maximum_and_bb_splits_the_first_token_mass() {
     use qtlab_core::model::ModelOutput;
-    let mut t = trainer("model=opt&data=bb%3Asynthetic&layers=2&d=16&heads=2&ffn=32&seq=16&batch=4&steps=3");
+    let mut t = trainer(
+        "model=opt&data=bb%3Asynthetic&layers=2&d=16&heads=2&ffn=32&seq=16&batch=4&steps=3",
+    );
     for _ in 0..3 {
         t.step_sync(false).unwrap();
     }
@@ -177,7 +185,11 @@ fn profiles_locate_the_maximum_and_bb_splits_the_first_token_mass() {
         let [_, tt, d] = tap.x.dims();
         let v = tap.x.clone().into_data().try_into_vec::<f32>().unwrap();
         let max = v.iter().fold(0f32, |m, x| m.max(x.abs()));
-        assert!((p.max_abs - max as f64).abs() < 1e-5, "{} vs {max}", p.max_abs);
+        assert!(
+            (p.max_abs - max as f64).abs() < 1e-5,
+            "{} vs {max}",
+            p.max_abs
+        );
         let at = v[(p.row * tt + p.position) * d + p.channel];
         assert!((at.abs() - max).abs() < 1e-5 && (p.value - at as f64).abs() < 1e-5);
         assert_eq!(p.token_norm.len(), tt);
@@ -186,14 +198,25 @@ fn profiles_locate_the_maximum_and_bb_splits_the_first_token_mass() {
     }
     let ratios = ins.first_value_ratio();
     assert_eq!(ratios.len(), 2);
-    assert!(ratios.iter().all(|l| l.len() == 2 && l.iter().all(|r| r.is_finite())));
+    assert!(
+        ratios
+            .iter()
+            .all(|l| l.len() == 2 && l.iter().all(|r| r.is_finite()))
+    );
     let ev = t.evaluate().unwrap();
     for h in &ev.outliers.heads {
-        let (o, c) = (h.first_mass_other.as_ref().unwrap(), h.first_mass_copy.as_ref().unwrap());
+        let (o, c) = (
+            h.first_mass_other.as_ref().unwrap(),
+            h.first_mass_copy.as_ref().unwrap(),
+        );
         assert_eq!((o.len(), c.len()), (2, 2));
         assert!(o.iter().chain(c).all(|m| (0.0..=1.0).contains(m)));
     }
     // Running text has no copies, so no split.
     let plain = trainer("model=opt&layers=1&d=16&heads=2&ffn=32&seq=16&batch=4&steps=1");
-    assert!(plain.evaluate().unwrap().outliers.heads[0].first_mass_other.is_none());
+    assert!(
+        plain.evaluate().unwrap().outliers.heads[0]
+            .first_mass_other
+            .is_none()
+    );
 }

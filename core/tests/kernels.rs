@@ -592,7 +592,11 @@ fn fake_quant_ties_round_before_the_zero_point() {
     assert_eq!(host, want, "host oracle");
     for (on_gpu, device) in [(false, Device::flex()), (true, gpu())] {
         let t = Tensor::<1>::from_data(TensorData::new(x.clone(), [x.len()]), &device);
-        assert_eq!(vals(reference::fake_quant(t.clone(), &p)), want, "twin, gpu={on_gpu}");
+        assert_eq!(
+            vals(reference::fake_quant(t.clone(), &p)),
+            want,
+            "twin, gpu={on_gpu}"
+        );
         if on_gpu {
             assert_eq!(vals(custom::fake_quant(t, &p)), want, "WGSL kernel");
         }

@@ -310,7 +310,12 @@ mod placement {
                 .map(|i| ((x[i] - values[i]) as f64).powi(2))
                 .sum()
         };
-        assert!(err(&shared) > 100.0 * err(&q), "{} vs {}", err(&shared), err(&q));
+        assert!(
+            err(&shared) > 100.0 * err(&q),
+            "{} vs {}",
+            err(&shared),
+            err(&q)
+        );
     }
 
     #[test]
@@ -335,7 +340,9 @@ mod placement {
         assert!(report.iter().all(|r| r.sqnr_db > 20.0), "{report:?}");
         for part in ["q", "k", "v"] {
             assert!(
-                report.iter().any(|r| r.name.ends_with(&format!("qkv.weight[{part}]"))),
+                report
+                    .iter()
+                    .any(|r| r.name.ends_with(&format!("qkv.weight[{part}]"))),
                 "no grid for {part}"
             );
         }
@@ -380,7 +387,11 @@ mod placement {
         // one weight with a grid per column anyway.
         let mut merged = names(&per_tensor);
         for n in merged.iter_mut() {
-            if let Some(base) = n.strip_suffix("[q]").or(n.strip_suffix("[k]")).or(n.strip_suffix("[v]")) {
+            if let Some(base) = n
+                .strip_suffix("[q]")
+                .or(n.strip_suffix("[k]"))
+                .or(n.strip_suffix("[v]"))
+            {
                 *n = base.to_string();
             }
         }

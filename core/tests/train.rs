@@ -121,10 +121,10 @@ struct LnToy {
 fn ln_wd_decays_layernorm_gamma_and_never_beta() {
     let d = Device::flex().autodiff();
     for (ln_wd, want_gamma) in [(false, 0.9f32), (true, 0.85)] {
-        let spec =
-            RunSpec::parse(&format!("lr=0.1&wd=0.5&clip=0&ln_wd={ln_wd}")).unwrap();
+        let spec = RunSpec::parse(&format!("lr=0.1&wd=0.5&clip=0&ln_wd={ln_wd}")).unwrap();
         let mut opt = AdamW::new(&spec);
-        let one_t = || Param::from_tensor(Tensor::from_data(TensorData::new(vec![1.0f32], [1]), &d));
+        let one_t =
+            || Param::from_tensor(Tensor::from_data(TensorData::new(vec![1.0f32], [1]), &d));
         let m = LnToy {
             gamma: one_t(),
             beta: one_t(),
@@ -132,8 +132,14 @@ fn ln_wd_decays_layernorm_gamma_and_never_beta() {
         let loss = m.gamma.val().mul_scalar(3.0).sum() + m.beta.val().mul_scalar(4.0).sum();
         let (m, _) = opt.step(m, loss.backward(), 0.1);
         // First Adam step moves each by lr; decay multiplies by (1 − lr·wd) first.
-        assert!((one(m.gamma.val().inner()) - want_gamma).abs() < 1e-6, "ln_wd={ln_wd}");
-        assert!((one(m.beta.val().inner()) - 0.9).abs() < 1e-6, "ln_wd={ln_wd}");
+        assert!(
+            (one(m.gamma.val().inner()) - want_gamma).abs() < 1e-6,
+            "ln_wd={ln_wd}"
+        );
+        assert!(
+            (one(m.beta.val().inner()) - 0.9).abs() < 1e-6,
+            "ln_wd={ln_wd}"
+        );
     }
 }
 
@@ -322,7 +328,11 @@ fn dropout_masks_come_from_the_seed_and_change_training() {
         let plain = losses(&base);
         let dropped = losses(&format!("{base}&dropout=0.1"));
         assert_ne!(plain, dropped, "{model}: dropout changed nothing");
-        assert_eq!(dropped, losses(&format!("{base}&dropout=0.1")), "{model}: not reproducible");
+        assert_eq!(
+            dropped,
+            losses(&format!("{base}&dropout=0.1")),
+            "{model}: not reproducible"
+        );
         assert_eq!(plain, losses(&format!("{base}&dropout=0")), "{model}");
     }
 }

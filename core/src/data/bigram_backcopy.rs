@@ -166,7 +166,9 @@ mod tests {
 
     #[test]
     fn copies_follow_triggers_and_everything_else_is_a_seen_bigram() {
-        let src = ids("the cat sat on the mat, then the hat ate the rat. ".repeat(20).as_str());
+        let src = ids("the cat sat on the mat, then the hat ate the rat. "
+            .repeat(20)
+            .as_str());
         let table = BigramTable::new(&src, 3).unwrap();
         // ' ' then 't' then 'e'/'a' are the most frequent here; ties go to the lower id.
         assert_eq!(table.triggers[0], ' ' as u32);
@@ -192,7 +194,10 @@ mod tests {
             }
         }
         // Both rules occur often; with 3 triggers in this text, copies are a large minority.
-        assert!(copies > 1000 && bigrams > 1000, "{copies} copies, {bigrams} bigrams");
+        assert!(
+            copies > 1000 && bigrams > 1000,
+            "{copies} copies, {bigrams} bigrams"
+        );
         // The same seed gives the same data; another seed does not.
         let again = table.generate(seg_len, 200, &mut Rng::stream(7, Stream::Data));
         assert_eq!(again, data);

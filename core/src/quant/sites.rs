@@ -46,10 +46,7 @@ impl Dropout {
                 }
             })
             .collect();
-        let mask = Tensor::<D>::from_data(
-            burn::tensor::TensorData::new(mask, shape),
-            &x.device(),
-        );
+        let mask = Tensor::<D>::from_data(burn::tensor::TensorData::new(mask, shape), &x.device());
         x * mask
     }
 }
