@@ -56,5 +56,35 @@ for (const [name, extra] of [['WebGPU', ''], ['CPU fallback', '&backend=cpu']]) 
     `= ${(1000 / lane.ms_per_step).toFixed(2)} steps/s over ${lane.losses.length - 1} steps (reference config)`);
   await ctx.close();
 }
+// The default preset (an empty link) on the CPU fallback, run to the end as a new user would:
+// the whole run's wall time, and when vanilla's line has climbed away from the fix's (its max |x|
+// over layers on the training batch ≥ 1.5× the fix's, and staying so to the end).
+if (process.env.QTLAB_BENCH_PRESET !== '0') {
+  const first = await open(b, `${server.url}`);
+  await first.page.waitForFunction(() => /model=/.test(location.hash));
+  const hash = await first.page.evaluate(() => location.hash.slice(1));
+  await first.ctx.close();
+  const { page, ctx } = await open(b, `${server.url}#${hash}&backend=cpu`);
+  const t0 = Date.now();
+  await page.click('#run');
+  await waitDone(page, 1800000);
+  const wall = (Date.now() - t0) / 1000;
+  const rec = await exportRecord(page);
+  const series = (lane) => new Map(lane.inf.map(([s, v]) => [s, Math.max(...v)]));
+  const fix = series(rec.lanes[0]);
+  const van = series(rec.lanes.find((l) => l.attn === 'vanilla'));
+  const steps = [...fix.keys()].filter((s) => van.has(s)).sort((a, b) => a - b);
+  let apart = null;
+  for (const s of steps) {
+    if (van.get(s) >= 1.5 * fix.get(s)) { if (apart === null) apart = s; } else apart = null;
+  }
+  const total = rec.lanes[0].steps;
+  const at = apart === null ? 'never' : `step ${apart} of ${total} ≈ ${(wall * apart / total).toFixed(0)} s`;
+  const last = steps[steps.length - 1];
+  console.log(`default preset, CPU fallback: ${rec.lanes.length} lanes × ${total} steps in ${wall.toFixed(0)} s wall ` +
+    `(${rec.lanes.map((l) => `${l.attn} ${l.ms_per_step.toFixed(1)} ms/step`).join(', ')}); ` +
+    `vanilla ≥ 1.5× the fix's max |x| from ${at}; at the end ${van.get(last).toFixed(2)} vs ${fix.get(last).toFixed(2)}`);
+  await ctx.close();
+}
 await b.close();
 server.stop();

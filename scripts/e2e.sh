@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 ./scripts/build-web.sh
+ensure_browser_tools
 # Every kernel variant as the code fills its templates, for the browser's WGSL compile test.
 cargo run --release --locked -q -j "$CARGO_BUILD_JOBS" -p qtlab-cli -- shaders out/shaders > /dev/null
 echo "==> browser tests (chromium $(chromium --version 2>/dev/null | awk '{print $2}'))"

@@ -28,7 +28,8 @@ ensure_apt() {
 # wasm-bindgen, and Debian's binaryen 108 emits wasm that Chromium rejects at runtime.
 export QTLAB_TOOLS="$QTLAB_CACHE/tools"
 export QTLAB_NPM="$QTLAB_CACHE/npm"
-export PATH="$QTLAB_TOOLS/bin:$QTLAB_NPM/node_modules/.bin:$PATH"
+# scripts/bin first: its wasm-opt caches the optimised wasm by input hash (an instant second serve).
+export PATH="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/bin:$QTLAB_TOOLS/bin:$QTLAB_NPM/node_modules/.bin:$PATH"
 TRUNK_VERSION=0.21.14
 WASM_BINDGEN_VERSION=0.2.130
 BINARYEN_VERSION=132.0.0
@@ -37,7 +38,6 @@ PLAYWRIGHT_VERSION=1.65.1
 ensure_web_tools() {
   rustup target list --installed 2>/dev/null | grep -q wasm32-unknown-unknown \
     || rustup target add wasm32-unknown-unknown
-  ensure_apt chromium
   if ! wasm-bindgen --version 2>/dev/null | grep -q "$WASM_BINDGEN_VERSION"; then
     echo "==> installing wasm-bindgen-cli $WASM_BINDGEN_VERSION (about 7 min on 2 cores, once)"
     # No --locked: its lockfile pins a webpki-roots the index cannot resolve.
@@ -47,11 +47,23 @@ ensure_web_tools() {
     echo "==> installing trunk $TRUNK_VERSION (about 19 min on 2 cores, once)"
     cargo install trunk --version "$TRUNK_VERSION" --locked --root "$QTLAB_TOOLS" -j "$CARGO_BUILD_JOBS"
   fi
-  if [ ! -x "$QTLAB_NPM/node_modules/.bin/wasm-opt" ] || [ ! -d "$QTLAB_NPM/node_modules/playwright-core" ]; then
-    echo "==> installing binaryen@$BINARYEN_VERSION and playwright-core@$PLAYWRIGHT_VERSION from npm"
-    mkdir -p "$QTLAB_NPM"
-    (cd "$QTLAB_NPM" && [ -f package.json ] || echo '{"private":true}' > package.json
-     cd "$QTLAB_NPM" && npm install --no-audit --no-fund --silent \
-       "binaryen@$BINARYEN_VERSION" "playwright-core@$PLAYWRIGHT_VERSION")
+  if [ ! -x "$QTLAB_NPM/node_modules/.bin/wasm-opt" ]; then
+    echo "==> installing binaryen@$BINARYEN_VERSION from npm"
+    npm_install "binaryen@$BINARYEN_VERSION"
   fi
+}
+
+# Only the tests drive a browser: serving the app needs neither Chromium nor Playwright.
+ensure_browser_tools() {
+  ensure_apt chromium
+  if [ ! -d "$QTLAB_NPM/node_modules/playwright-core" ]; then
+    echo "==> installing playwright-core@$PLAYWRIGHT_VERSION from npm"
+    npm_install "playwright-core@$PLAYWRIGHT_VERSION"
+  fi
+}
+
+npm_install() {
+  mkdir -p "$QTLAB_NPM"
+  [ -f "$QTLAB_NPM/package.json" ] || echo '{"private":true}' > "$QTLAB_NPM/package.json"
+  (cd "$QTLAB_NPM" && npm install --no-audit --no-fund --silent "$@")
 }

@@ -29,8 +29,9 @@ pub const PRESETS: &[Preset] = &[
                    &gate=linear&pi=0.25&alpha=2&gamma_warmup=100&steps=1500&lr=0.001&warmup=50\
                    &sched=const&b2=0.99&wd=0.01&eval_every=250&cmp=vanilla&q=w8a8,w8a6,w8a4",
         shows: "gating lowers max |x| 1.7-1.9x in each of 3 seeds and loses less at W8A4; avg \
-                kurtosis is higher with the gate (closed gates make out_proj sparse), unlike \
-                the paper",
+                kurtosis is higher with the gate (closed gates make out_proj sparse), and on \
+                other text's bigrams (bb:file:) the gate's max |x| is the larger: unlike the \
+                paper",
     },
     Preset {
         id: "bb-bert",
@@ -38,7 +39,9 @@ pub const PRESETS: &[Preset] = &[
         fragment: "model=bert&layers=2&d=64&heads=1&ffn=256&seq=64&batch=16&data=bb&attn=gated\
                    &gate=mlp&alpha=2&gamma_warmup=100&steps=1500&lr=0.001&warmup=50&sched=const\
                    &b2=0.99&eval_every=250&cmp=vanilla,clipped&q=w8a8,w8a6,w8a4",
-        shows: "the paper's BERT fixes on the same task; not screened over seeds yet",
+        shows: "the paper's BERT fixes on the same task: max |x| 1.0-1.5x lower gated, \
+                1.0-2.1x clipped (3 seeds), no sink forms; clipped costs FP perplexity \
+                (10.4 vs 6.4)",
     },
     Preset {
         id: "bert-quick",
