@@ -532,6 +532,9 @@ fn vit(s: &RunSpec) -> bool {
 fn bert(s: &RunSpec) -> bool {
     s.model == ModelKind::Bert
 }
+fn opt(s: &RunSpec) -> bool {
+    s.model == ModelKind::Opt
+}
 fn bigram_backcopy(s: &RunSpec) -> bool {
     s.data.is_bigram_backcopy() && s.model != ModelKind::Vit
 }
@@ -775,6 +778,13 @@ const GROUPS: &[(&str, &[Ctl])] = &[
                 kind: Kind::Num("1"),
                 help: "Bigram-Backcopy: the k most frequent characters trigger a copy.",
                 show: bigram_backcopy,
+            },
+            Ctl {
+                key: "bos",
+                label: "fixed [BOS] first",
+                kind: Kind::Check,
+                help: "Off: rows start mid-text, as in the paper's OPT, so no free sink token.",
+                show: opt,
             },
             Ctl {
                 key: "eval_every",

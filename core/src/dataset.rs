@@ -217,7 +217,7 @@ impl RunData {
                 spec.mask_prob,
                 mask,
             ),
-            _ => data::clm_batch(tokens, starts, spec.seq_len),
+            _ => data::clm_batch(tokens, starts, spec.seq_len, spec.bos),
         };
         let delim_ids = self.delim_ids();
         let delim = b

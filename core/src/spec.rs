@@ -71,6 +71,7 @@ pub const KEYS: &[&str] = &[
     "seed",
     "data",
     "bb_k",
+    "bos",
     "eval_every",
     "eval_batches",
 ];
@@ -495,6 +496,13 @@ pub struct RunSpec {
     /// which the next character copies the one before the trigger. Used only with `data=bb…`.
     /// Key `bb_k`, range 1..=16. Default: 3 (Guo et al.'s setting).
     pub bb_k: usize,
+    /// OPT only: whether every row starts with the fixed [BOS] token at position 0. Off,
+    /// a row is a plain window of text (position 0 holds the character before it), as in
+    /// the paper's OPT pipeline, which chunks concatenated text so that rows start
+    /// mid-document. A fixed BOS hands vanilla heads a ready-made sink (a unique token at a
+    /// unique position), so they can do nothing without growing outliers. Key `bos`.
+    /// Default: true.
+    pub bos: bool,
     /// Evaluate every N steps; 0 evaluates only at the end. Key `eval_every`. Default: 50.
     pub eval_every: usize,
     /// Held-out batches per evaluation. Key `eval_batches`, range 1..=10000. Default: 8.
@@ -539,6 +547,7 @@ impl Default for RunSpec {
             seed: 0,
             data: DataSource::Synthetic,
             bb_k: 3,
+            bos: true,
             eval_every: 50,
             eval_batches: 8,
         }
@@ -628,6 +637,7 @@ impl RunSpec {
             "seed" => next.seed = parse_num(key, value)?,
             "data" => next.data = parse_text(key, value)?,
             "bb_k" => next.bb_k = parse_num(key, value)?,
+            "bos" => next.bos = parse_bool(key, value)?,
             "eval_every" => next.eval_every = parse_num(key, value)?,
             "eval_batches" => next.eval_batches = parse_num(key, value)?,
             _ => return Err(unknown_key(key)),
@@ -676,6 +686,7 @@ impl RunSpec {
             "seed" => self.seed.to_string(),
             "data" => self.data.to_string(),
             "bb_k" => self.bb_k.to_string(),
+            "bos" => self.bos.to_string(),
             "eval_every" => self.eval_every.to_string(),
             "eval_batches" => self.eval_batches.to_string(),
             _ => return None,
@@ -1242,7 +1253,7 @@ mod tests {
         &batch=16&img=32&patch=4&classes=4&patch_ln=true&attn=vanilla&gamma=-0.015&zeta=1\
         &gamma_warmup=0&gate=linear&pi=0.25&steps=300&lr=1e-3&warmup=30&sched=linear&wd=0.01\
         &ln_wd=false&b1=0.9&b2=0.999&eps=1e-8&clip=1&dropout=0&init_std=0.02&mask=0.15&seed=0\
-        &data=synthetic&bb_k=3&eval_every=50&eval_batches=8";
+        &data=synthetic&bb_k=3&bos=true&eval_every=50&eval_batches=8";
 
     fn err_field(text: &str) -> String {
         match RunSpec::parse(text) {
@@ -1309,6 +1320,7 @@ mod tests {
             seed: 18_446_744_073_709_551_615,
             data: DataSource::File("my corpus: v2/wiki text.txt".to_owned()),
             bb_k: 5,
+            bos: false,
             eval_every: 0,
             eval_batches: 3,
         }

@@ -219,7 +219,10 @@ pub fn mlm_batch(
 /// OPT's causal-LM rows: input `[BOS] tokens[start .. start + seq - 1]`, target
 /// `tokens[start .. start + seq]`, so the target at position t is the token that follows
 /// input position t. Every position counts.
-pub fn clm_batch(tokens: &[u32], starts: &[usize], seq: usize) -> TokenBatch {
+///
+/// With `bos` false, position 0 holds the token just before the window instead of [BOS]
+/// (wrapping to the text's last token at start 0), so no row starts with a fixed token.
+pub fn clm_batch(tokens: &[u32], starts: &[usize], seq: usize, bos: bool) -> TokenBatch {
     assert!(seq >= 1, "seq must be at least 1");
     let window = clm_window(seq);
     let n = starts.len() * seq;
@@ -231,7 +234,11 @@ pub fn clm_batch(tokens: &[u32], starts: &[usize], seq: usize) -> TokenBatch {
             start + window,
             tokens.len()
         );
-        input.push(BOS);
+        input.push(if bos {
+            BOS
+        } else {
+            tokens[(start + tokens.len() - 1) % tokens.len()]
+        });
         input.extend_from_slice(&tokens[start..start + window - 1]);
         target.extend_from_slice(&tokens[start..start + window]);
     }
@@ -427,7 +434,7 @@ mod tests {
         let tokens: Vec<u32> = (0..500).map(|i| NUM_SPECIAL + i % 40).collect();
         let starts = [0, 7, 436];
         let seq = 64;
-        let b = clm_batch(&tokens, &starts, seq);
+        let b = clm_batch(&tokens, &starts, seq, true);
         assert_eq!((b.batch, b.seq, b.input.len()), (3, seq, 3 * seq));
         assert!(b.weight.iter().all(|&w| w == 1.0));
         for (r, &s) in starts.iter().enumerate() {
@@ -438,6 +445,24 @@ mod tests {
             assert_eq!(inp[0], BOS);
             assert_eq!(&inp[1..], &tgt[..seq - 1]);
             assert_eq!(tgt, &tokens[s..s + seq]);
+        }
+    }
+
+    #[test]
+    fn clm_without_bos_starts_with_the_previous_token() {
+        let tokens: Vec<u32> = (0..500).map(|i| NUM_SPECIAL + i % 40).collect();
+        let (starts, seq) = ([0, 7, 436], 64);
+        let (with, without) = (
+            clm_batch(&tokens, &starts, seq, true),
+            clm_batch(&tokens, &starts, seq, false),
+        );
+        assert_eq!(with.target, without.target);
+        assert!(!without.input.contains(&BOS));
+        for (r, &s) in starts.iter().enumerate() {
+            let row = |b: &TokenBatch| b.input[r * seq..(r + 1) * seq].to_vec();
+            assert_eq!(row(&without)[1..], row(&with)[1..]);
+            // Start 0 wraps to the text's last token.
+            assert_eq!(row(&without)[0], tokens[(s + 499) % 500]);
         }
     }
 
