@@ -4,7 +4,7 @@
 use std::cell::RefCell;
 
 use qtlab_core::inspect::Inspection;
-use qtlab_core::quant::calibrate::QuantReport;
+use qtlab_core::ptq::calibrate::QuantReport;
 use qtlab_core::spec::{AttnKind, GateKind, ModelKind, RunSpec};
 use qtlab_core::train::EvalReport;
 use serde::{Deserialize, Serialize};

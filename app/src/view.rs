@@ -434,7 +434,7 @@ async fn quantize_all(ctx: Ctx) {
             if with_engine(|e| e.generation) != generation {
                 return;
             }
-            match qtlab_core::quant::calibrate::quantize_model(&model, &spec, &data, &cpu, s) {
+            match qtlab_core::ptq::calibrate::quantize_model(&model, &spec, &data, &cpu, s) {
                 Ok(r) => reports.push(r),
                 Err(e) => ctx.notes.update(|n| n.push(format!("{label}: {e}"))),
             }
@@ -1016,7 +1016,7 @@ fn quant_box(ctx: Ctx) -> impl IntoView {
             </label>
             <label class="ctl" for="q-wr" title="min-max (paper's BERT) or the 100-point MSE grid">
                 <span>"weight range"</span>
-                <select id="q-wr" prop:value=move || ctx.app.with(|a| match a.weight_range { None => "auto".to_string(), Some(qtlab_core::quant::weights::WeightRange::Mse) => "mse".to_string(), Some(_) => "minmax".to_string() })
+                <select id="q-wr" prop:value=move || ctx.app.with(|a| match a.weight_range { None => "auto".to_string(), Some(qtlab_core::ptq::weights::WeightRange::Mse) => "mse".to_string(), Some(_) => "minmax".to_string() })
                     on:change=move |ev| set_app("wr", event_target_value(&ev))>
                     <option value="auto">"paper's (MSE for OPT)"</option>
                     <option value="minmax">"min-max"</option>
@@ -1354,7 +1354,7 @@ fn quant_results(ctx: Ctx) -> impl IntoView {
                 return view! { <p class="hint">"Train, then Quantize: each variant is calibrated on 16 training batches and evaluated on the held-out batches."</p> }.into_any();
             }
             let metric = lanes.first().map(|l| l.metric_name()).unwrap_or("");
-            let fmt = |m: &qtlab_core::quant::calibrate::QuantMetric| match (m.ppl, m.accuracy) {
+            let fmt = |m: &qtlab_core::ptq::calibrate::QuantMetric| match (m.ppl, m.accuracy) {
                 (Some(p), _) => format!("{p:.3}"),
                 (_, Some(a)) => format!("{:.1} %", 100.0 * a),
                 _ => "–".into(),

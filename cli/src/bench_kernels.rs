@@ -201,9 +201,9 @@ fn bench_kernels(device: &Device, iters: usize, only: Option<&str>) -> Result<()
         let g = Tensor::<1>::random([n], Distribution::Normal(0.0, 1.0), &ad);
         let run = |kernel: bool| {
             let y = if kernel {
-                custom::fake_quant(x.clone(), &p)
+                custom::fake_quant(x.clone(), p.scale, p.zero_point, p.qmin, p.qmax)
             } else {
-                reference::fake_quant(x.clone(), &p)
+                reference::fake_quant(x.clone(), p.scale, p.zero_point, p.qmin, p.qmax)
             };
             let grads = (y * g.clone()).sum().backward();
             let _ = x.grad(&grads);
@@ -232,16 +232,32 @@ fn bench_kernels(device: &Device, iters: usize, only: Option<&str>) -> Result<()
         // A quantization step apart at most: the two may round a tie differently.
         agree(
             "fake quant",
-            custom::fake_quant(xd.clone(), &p),
-            reference::fake_quant(xd.clone(), &p),
+            custom::fake_quant(xd.clone(), p.scale, p.zero_point, p.qmin, p.qmax),
+            reference::fake_quant(xd.clone(), p.scale, p.zero_point, p.qmin, p.qmax),
             p.scale * 1.01,
         )?;
         bench(
             format!("fake quant fwd (eval) n={n}"),
             2.0,
             &device,
-            &mut || drop(custom::fake_quant(xd.clone(), &p)),
-            &mut || drop(reference::fake_quant(xd.clone(), &p)),
+            &mut || {
+                drop(custom::fake_quant(
+                    xd.clone(),
+                    p.scale,
+                    p.zero_point,
+                    p.qmin,
+                    p.qmax,
+                ))
+            },
+            &mut || {
+                drop(reference::fake_quant(
+                    xd.clone(),
+                    p.scale,
+                    p.zero_point,
+                    p.qmin,
+                    p.qmax,
+                ))
+            },
         )?;
     }
 

@@ -9,7 +9,7 @@ mod bench_kernels;
 use qtlab_core::Backend;
 use qtlab_core::dataset::RunData;
 use qtlab_core::presets::{self, Preset};
-use qtlab_core::quant::{QuantSettings, WeightRange, quantize_and_evaluate};
+use qtlab_core::ptq::{QuantSettings, WeightRange, quantize_and_evaluate};
 use qtlab_core::record::{Progress, RunRecord, run_native};
 use qtlab_core::spec::{KEYS, RunSpec};
 use qtlab_core::train::{EvalReport, StepReport, Trainer};
@@ -708,7 +708,7 @@ fn cmd_presets() -> Result<(), String> {
     Ok(())
 }
 
-fn show_metric(m: &qtlab_core::quant::calibrate::QuantMetric) -> String {
+fn show_metric(m: &qtlab_core::ptq::calibrate::QuantMetric) -> String {
     match (m.ppl, m.accuracy) {
         (Some(p), _) => format!("ppl {p:.3}"),
         (_, Some(a)) => format!("acc {:.2}%", 100.0 * a),

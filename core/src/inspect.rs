@@ -14,8 +14,7 @@ use crate::dataset::{HostInput, RunData};
 use crate::model::{Model, ModelOutput};
 use crate::train::{TrainError, Trainer, read_f32, read_f32_async};
 
-/// Bins per activation histogram. Odd, so zero sits in the middle of a bin.
-pub const HIST_BINS: usize = 41;
+pub use crate::kernels::HIST_BINS;
 
 /// A histogram of one tracked tensor over evaluation batch 0.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]

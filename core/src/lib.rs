@@ -3,6 +3,40 @@
 //! NeurIPS 2023, arXiv 2306.12929), seeded data, training and the paper's outlier metrics.
 //!
 //! A run is a [`spec::RunSpec`]; everything random derives from its one seed ([`rng`]).
+//!
+//! # Module map
+//! Bottom-up: a module uses only modules listed above it (`tests/layers.rs` checks this list
+//! against the sources, so keep it in order).
+//!
+//! - [`rng`]: one run seed split into named streams (data, init, mask, order, dropout)
+//! - [`data`]: host-side corpora, tokenizer, Bigram-Backcopy, synthetic images, batches
+//! - [`spec`]: `RunSpec`, the one description of a run, and its canonical string
+//! - [`presets`]: the app's presets, shared with the CLI
+//! - [`kernels`]: custom WGSL kernels and their plain Burn-tensor twins
+//! - [`taps`]: the activations a forward pass hands back for the metrics
+//! - [`metrics`]: max inf-norm and kurtosis as the paper's code computes them
+//! - [`quant`]: the fake-quantization op, range estimators and activation quantizer sites
+//! - [`init`]: parameter initialisation from the run's init stream
+//! - [`attention`]: self-attention with softmax, clipped softmax and gated variants
+//! - [`model`]: BERT, OPT and ViT, returning logits plus taps
+//! - [`dataset`]: the run's data turned into device batches
+//! - [`train`]: AdamW, schedule, the trainer and evaluation
+//! - [`inspect`]: attention maps, gates and histograms for the app, in one readback
+//! - [`ptq`]: post-training W8A8 (and lower) quantization and its report
+//! - [`record`]: the JSON record of a run
+//! - [`url`]: the app's URL state (the spec plus app-only keys)
+//!
+//! # Glossary (the paper's names)
+//! - **inf-norm**: ‖x‖∞ of one sequence's tracked tensor (all T×d entries); the paper reports
+//!   its maximum over tracked tensors, averaged over evaluation sequences.
+//! - **kurtosis**: mean((x−μ)⁴)/(s⁴+1e-6) per sequence, Gaussian = 3; averaged over tensors.
+//! - **clipped softmax**: clip((ζ−γ)·softmax(x)+γ, 0, 1); γ = −α/T when `alpha` is set.
+//! - **gated attention**: each head's output times π = sigmoid(G(x)), a per-head, per-token
+//!   gate; π_init is the gate's initial mean.
+//! - **no-op head**: a head that wants its output to change nothing; in vanilla attention it
+//!   parks its mass on a low-information token (the sink) with a small value.
+//! - **W8A8**: 8-bit weights (symmetric, per tensor) and 8-bit activations (asymmetric) at
+//!   the paper's quantizer sites; WxAy lowers the bit widths.
 
 pub mod attention;
 pub mod data;
@@ -13,10 +47,12 @@ pub mod kernels;
 pub mod metrics;
 pub mod model;
 pub mod presets;
+pub mod ptq;
 pub mod quant;
 pub mod record;
 pub mod rng;
 pub mod spec;
+pub mod taps;
 pub mod train;
 pub mod url;
 

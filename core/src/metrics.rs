@@ -9,7 +9,7 @@
 use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
-use crate::model::{TapKind, Taps};
+use crate::taps::{TapKind, Taps};
 
 /// ‖x_b‖∞ per sequence.
 ///

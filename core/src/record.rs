@@ -25,7 +25,7 @@ pub struct RunRecord {
     pub eval: Option<EvalReport>,
     /// Post-training quantization results, one per bit-width point (`--quantize`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub quant: Vec<crate::quant::QuantReport>,
+    pub quant: Vec<crate::ptq::QuantReport>,
     /// Where the outliers sit and what the heads do, on evaluation batch 0 after training
     /// (see [`crate::inspect::Mechanism`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -4,8 +4,8 @@
 //! Parsing is lenient on purpose: a hand-edited link keeps every key that is valid, drops the
 //! ones that are not, and says which and why, so a typo never leaves the user with a blank page.
 
-use crate::quant::calibrate::QuantSettings;
-use crate::quant::weights::WeightRange;
+use crate::ptq::calibrate::QuantSettings;
+use crate::ptq::weights::WeightRange;
 use crate::spec::{AttnKind, KEYS, RunSpec, SpecError};
 
 /// App-only keys, after the spec's keys in the URL.

@@ -3,8 +3,8 @@
 use burn::tensor::{Device, read_sync};
 use qtlab_core::dataset::RunData;
 use qtlab_core::inspect::{HIST_BINS, inspect, model_to_device};
-use qtlab_core::quant::calibrate::{QuantSettings, quantize_and_evaluate, quantize_model};
-use qtlab_core::quant::weights::WeightRange;
+use qtlab_core::ptq::calibrate::{QuantSettings, quantize_and_evaluate, quantize_model};
+use qtlab_core::ptq::weights::WeightRange;
 use qtlab_core::spec::RunSpec;
 use qtlab_core::train::Trainer;
 

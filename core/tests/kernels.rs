@@ -154,9 +154,9 @@ fn fake_quant_kernel_matches_reference() {
                 let xt =
                     Tensor::<1>::from_data(TensorData::new(x.clone(), [n]), &device).require_grad();
                 let y = if kernel {
-                    custom::fake_quant(xt.clone(), &p)
+                    custom::fake_quant(xt.clone(), p.scale, p.zero_point, p.qmin, p.qmax)
                 } else {
-                    reference::fake_quant(xt.clone(), &p)
+                    reference::fake_quant(xt.clone(), p.scale, p.zero_point, p.qmin, p.qmax)
                 };
                 let gt = Tensor::<1>::from_data(TensorData::new(g.clone(), [n]), &device);
                 let grads = (y.clone() * gt).sum().backward();
@@ -593,12 +593,22 @@ fn fake_quant_ties_round_before_the_zero_point() {
     for (on_gpu, device) in [(false, Device::flex()), (true, gpu())] {
         let t = Tensor::<1>::from_data(TensorData::new(x.clone(), [x.len()]), &device);
         assert_eq!(
-            vals(reference::fake_quant(t.clone(), &p)),
+            vals(reference::fake_quant(
+                t.clone(),
+                p.scale,
+                p.zero_point,
+                p.qmin,
+                p.qmax
+            )),
             want,
             "twin, gpu={on_gpu}"
         );
         if on_gpu {
-            assert_eq!(vals(custom::fake_quant(t, &p)), want, "WGSL kernel");
+            assert_eq!(
+                vals(custom::fake_quant(t, p.scale, p.zero_point, p.qmin, p.qmax)),
+                want,
+                "WGSL kernel"
+            );
         }
     }
 }

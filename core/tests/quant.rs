@@ -146,8 +146,8 @@ fn range_estimators() {
 
 #[test]
 fn per_channel_grids_by_hand() {
-    use qtlab_core::quant::WeightRange;
-    use qtlab_core::quant::weights::fake_quant_per_channel;
+    use qtlab_core::ptq::WeightRange;
+    use qtlab_core::ptq::weights::fake_quant_per_channel;
     // [2, 3], row-major. Column 2 holds an outlier that would flatten the other columns on one
     // per-tensor grid (Δ = 100/7 at 4 bits rounds 0.3 and −0.5 to 0).
     let w = [1.0f32, -0.5, 100.0, -2.0, 0.3, 3.0];
@@ -207,10 +207,8 @@ mod placement {
     use burn::tensor::Device;
     use qtlab_core::dataset::RunData;
     use qtlab_core::model::Model;
-    use qtlab_core::quant::{
-        ActQuant, QuantSettings, RangeEstimator, SiteMode, WeightRange, quantize_and_evaluate,
-        quantize_weights,
-    };
+    use qtlab_core::ptq::{QuantSettings, WeightRange, quantize_and_evaluate, quantize_weights};
+    use qtlab_core::quant::{ActQuant, RangeEstimator, SiteMode};
     use qtlab_core::spec::RunSpec;
     use qtlab_core::train::Trainer;
 
@@ -289,7 +287,7 @@ mod placement {
     /// grid rounds most of V to zero, separate grids keep V as well as Q.
     #[test]
     fn fused_qkv_weights_get_one_grid_per_projection() {
-        use qtlab_core::quant::weights::fake_quant_column_blocks;
+        use qtlab_core::ptq::weights::fake_quant_column_blocks;
         let (rows, d) = (8, 4);
         let cols = 3 * d;
         let values: Vec<f32> = (0..rows * cols)
@@ -380,7 +378,7 @@ mod placement {
         let tr = trainer("model=bert&attn=vanilla&layers=1&d=16&heads=2&ffn=32&seq=16&batch=4");
         let (_, per_tensor) = quantize_weights(tr.model(), 4, WeightRange::MinMax, false);
         let (q, per_channel) = quantize_weights(tr.model(), 4, WeightRange::MinMax, true);
-        let names = |r: &[qtlab_core::quant::weights::WeightSqnr]| {
+        let names = |r: &[qtlab_core::ptq::weights::WeightSqnr]| {
             r.iter().map(|x| x.name.clone()).collect::<Vec<_>>()
         };
         // Per tensor, the fused Q/K/V weight reports one grid per projection; per channel it is

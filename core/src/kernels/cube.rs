@@ -228,7 +228,7 @@ pub fn instances() -> Vec<(String, String)> {
     ks.extend([k_min_max(false), k_min_max(true), k_matmul()]);
     ks.extend(["nn", "tn", "nt"].map(k_matmul_vec4));
     ks.extend(["fwd", "stats", "bwd", "bwd_params"].map(k_layer_norm));
-    ks.extend([k_seq_stats(1), k_seq_stats(crate::inspect::HIST_BINS)]);
+    ks.extend([k_seq_stats(1), k_seq_stats(super::HIST_BINS)]);
     ks.extend((1..=PACK_MAX).map(k_pack));
     ks.into_iter()
         .map(|k| {

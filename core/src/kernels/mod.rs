@@ -32,6 +32,10 @@ mod ops;
 pub use cube::instances;
 pub use ops::KernelOps;
 
+/// Bins per activation histogram (the inspector's, and one of the shader variants compiled
+/// ahead). Odd, so zero sits in the middle of a bin.
+pub const HIST_BINS: usize = 41;
+
 /// Columns of a [`seq_stats`] row before the histogram: max |x|, mean, unbiased variance, m4.
 pub const STAT_COLS: usize = 4;
 
@@ -70,14 +74,20 @@ pub fn clipped_softmax<const D: usize>(x: Tensor<D>, gamma: f64, zeta: f64) -> T
 ///
 /// # Shapes
 /// - `x`: any → same
+///
+/// The grid comes as plain numbers (Δ, zp, qmin, qmax), so the kernels need nothing from the
+/// quantizers that build it (`quant::QuantParams`).
 pub fn fake_quant<const D: usize>(
     x: Tensor<D>,
-    p: &crate::quant::quantizer::QuantParams,
+    scale: f32,
+    zero_point: f32,
+    qmin: f32,
+    qmax: f32,
 ) -> Tensor<D> {
     if active(&x.device()) {
-        custom::fake_quant(x, p)
+        custom::fake_quant(x, scale, zero_point, qmin, qmax)
     } else {
-        reference::fake_quant(x, p)
+        reference::fake_quant(x, scale, zero_point, qmin, qmax)
     }
 }
 
@@ -305,7 +315,6 @@ pub mod custom {
     use burn::tensor::Tensor;
 
     use super::KernelOps;
-    use crate::quant::quantizer::QuantParams;
 
     pub fn clipped_softmax<const D: usize>(x: Tensor<D>, gamma: f64, zeta: f64) -> Tensor<D> {
         Tensor::from_dispatch(Dispatch::clipped_softmax(
@@ -315,13 +324,19 @@ pub mod custom {
         ))
     }
 
-    pub fn fake_quant<const D: usize>(x: Tensor<D>, p: &QuantParams) -> Tensor<D> {
+    pub fn fake_quant<const D: usize>(
+        x: Tensor<D>,
+        scale: f32,
+        zero_point: f32,
+        qmin: f32,
+        qmax: f32,
+    ) -> Tensor<D> {
         Tensor::from_dispatch(Dispatch::fake_quant(
             x.into_dispatch(),
-            p.scale,
-            p.zero_point,
-            p.qmin,
-            p.qmax,
+            scale,
+            zero_point,
+            qmin,
+            qmax,
         ))
     }
 
@@ -397,7 +412,6 @@ pub mod reference {
     use burn::tensor::activation::softmax;
 
     use super::STAT_COLS;
-    use crate::quant::quantizer::QuantParams;
 
     pub fn clipped_softmax<const D: usize>(x: Tensor<D>, gamma: f64, zeta: f64) -> Tensor<D> {
         softmax(x, D - 1)
@@ -406,17 +420,23 @@ pub mod reference {
             .clamp(0.0, 1.0)
     }
 
-    pub fn fake_quant<const D: usize>(x: Tensor<D>, p: &QuantParams) -> Tensor<D> {
+    pub fn fake_quant<const D: usize>(
+        x: Tensor<D>,
+        scale: f32,
+        zero_point: f32,
+        qmin: f32,
+        qmax: f32,
+    ) -> Tensor<D> {
         // The paper's order, round(x/Δ) + zp: with ties to even, round(x/Δ + zp) differs at
         // an odd zero point (2.5 + 3 rounds to 6, round(2.5) + 3 is 5).
-        let xs = x.div_scalar(p.scale); // x/Δ
+        let xs = x.div_scalar(scale); // x/Δ
         // STE: forward round(xs), backward identity.
         let rounded = xs.clone() + (xs.clone().round() - xs).detach();
         rounded
-            .add_scalar(p.zero_point)
-            .clamp(p.qmin, p.qmax)
-            .sub_scalar(p.zero_point)
-            .mul_scalar(p.scale)
+            .add_scalar(zero_point)
+            .clamp(qmin, qmax)
+            .sub_scalar(zero_point)
+            .mul_scalar(scale)
     }
 
     pub fn min_max<const D: usize>(x: Tensor<D>) -> Tensor<1> {

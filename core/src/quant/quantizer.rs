@@ -80,5 +80,5 @@ pub fn fake_quant_host(x: f32, p: &QuantParams) -> f32 {
 /// - `x`: any → same
 pub fn fake_quant<const D: usize>(x: Tensor<D>, p: &QuantParams) -> Tensor<D> {
     // A fused kernel (forward and straight-through backward) on a GPU, tensor ops on the CPU.
-    crate::kernels::fake_quant(x, p)
+    crate::kernels::fake_quant(x, p.scale, p.zero_point, p.qmin, p.qmax)
 }
