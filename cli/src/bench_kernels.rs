@@ -325,7 +325,7 @@ fn step_overhead(device: &Device, iters: usize) -> Result<(), String> {
     // on one trainer so that drift in machine load hits all three alike: kernels on, kernels on
     // plus the outlier statistics (max |x| and kurtosis of every headline tap) read back with
     // the loss, and kernels off (every op the Burn-tensor reference).
-    let spec = crate::reference_spec();
+    let spec = crate::bench::reference_spec();
     let data = RunData::load(&spec, None).map_err(|e| e.to_string())?;
     let mut tr = Trainer::new(spec.clone(), data, device);
     let mut times: [Vec<f64>; 3] = Default::default();

@@ -1,0 +1,192 @@
+//! Command-line arguments: spec keys become a `RunSpec`, the rest `RunOpts`.
+
+use super::*;
+
+/// Options that are not part of the spec (they do not change results).
+pub(crate) struct RunOpts {
+    pub(crate) backend: Backend,
+    pub(crate) out: Option<String>,
+    pub(crate) stats_every: usize,
+    pub(crate) quiet: bool,
+    pub(crate) bench_steps: usize,
+    pub(crate) bench_backends: Vec<Backend>,
+    /// Data-parallel shards on the CPU backend (0 = the default, 2).
+    pub(crate) threads: usize,
+    /// Post-training quantization points (`--quantize w8a8,w6a6`).
+    pub(crate) quant_bits: Vec<(u32, u32)>,
+    /// `None`: the paper's choice for the model (MSE for OPT, min-max otherwise).
+    pub(crate) weight_range: Option<WeightRange>,
+    /// One weight grid per output channel (`--weight-granularity channel`).
+    pub(crate) per_channel: bool,
+    pub(crate) act_range: String,
+    pub(crate) calib_batches: usize,
+    /// `qtlab bench kernels --only fake`: just the rows whose name contains this.
+    pub(crate) only: Option<String>,
+    /// `--preset ID`: the spec starts from this preset instead of the defaults.
+    pub(crate) preset: Option<&'static Preset>,
+    /// `qtlab experiment --seeds N`: seeds `seed`, `seed + 1`, … `seed + N − 1`.
+    pub(crate) seeds: u64,
+}
+
+pub(crate) fn parse_args(args: &[String]) -> Result<(RunSpec, RunOpts), String> {
+    let mut opts = RunOpts {
+        backend: Backend::Cpu,
+        out: None,
+        stats_every: 10,
+        quiet: false,
+        bench_steps: 30,
+        bench_backends: vec![Backend::Cpu, Backend::Wgpu],
+        threads: 0,
+        quant_bits: Vec::new(),
+        weight_range: None,
+        per_channel: false,
+        act_range: "running_minmax".into(),
+        calib_batches: 16,
+        only: None,
+        preset: None,
+        seeds: 1,
+    };
+    let mut spec = RunSpec::default();
+    let mut sets: Vec<(String, String)> = Vec::new();
+    let mut i = 0;
+    while i < args.len() {
+        let flag = args[i].as_str();
+        let Some(key) = flag.strip_prefix("--") else {
+            return Err(format!(
+                "unexpected argument `{flag}` (flags look like --key value)"
+            ));
+        };
+        if key == "quiet" {
+            opts.quiet = true;
+            i += 1;
+            continue;
+        }
+        let value = args
+            .get(i + 1)
+            .ok_or_else(|| format!("flag `--{key}` needs a value"))?
+            .clone();
+        match key {
+            "spec" => spec = RunSpec::parse(&value).map_err(|e| e.to_string())?,
+            "preset" => {
+                let p = presets::find(&value).ok_or_else(|| {
+                    let ids: Vec<&str> = presets::PRESETS.iter().map(|p| p.id).collect();
+                    format!("unknown preset `{value}`; presets: {}", ids.join(", "))
+                })?;
+                spec = p.spec().map_err(|e| format!("preset {}: {e}", p.id))?;
+                if opts.quant_bits.is_empty()
+                    && let Some(q) = p.quant_points()
+                {
+                    opts.quant_bits = q
+                        .split(',')
+                        .map(QuantSettings::parse_bits)
+                        .collect::<Result<_, _>>()?;
+                }
+                opts.preset = Some(p);
+            }
+            "seeds" => {
+                opts.seeds = value
+                    .parse()
+                    .ok()
+                    .filter(|&n: &u64| (1..=100).contains(&n))
+                    .ok_or_else(|| format!("--seeds expects 1..=100, got `{value}`"))?
+            }
+            "backend" => {
+                if value == "all" {
+                    opts.bench_backends = vec![Backend::Cpu, Backend::Wgpu];
+                } else {
+                    opts.backend = value.parse()?;
+                    opts.bench_backends = vec![opts.backend];
+                }
+            }
+            "out" => opts.out = Some(value),
+            "stats-every" => {
+                opts.stats_every = value
+                    .parse()
+                    .map_err(|_| format!("--stats-every expects a number, got `{value}`"))?
+            }
+            "threads" => {
+                opts.threads = value
+                    .parse()
+                    .map_err(|_| format!("--threads expects a number, got `{value}`"))?
+            }
+            "quantize" => {
+                opts.quant_bits = value
+                    .split(',')
+                    .map(QuantSettings::parse_bits)
+                    .collect::<Result<_, _>>()?
+            }
+            "weight-range" => {
+                opts.weight_range = match value.as_str() {
+                    "auto" => None,
+                    "minmax" => Some(WeightRange::MinMax),
+                    "mse" => Some(WeightRange::Mse),
+                    other => {
+                        return Err(format!(
+                            "--weight-range expects auto|minmax|mse, got `{other}`"
+                        ));
+                    }
+                }
+            }
+            "weight-granularity" => {
+                opts.per_channel = match value.as_str() {
+                    "tensor" => false,
+                    "channel" => true,
+                    other => {
+                        return Err(format!(
+                            "--weight-granularity expects tensor|channel, got `{other}`"
+                        ));
+                    }
+                }
+            }
+            "act-range" => opts.act_range = value,
+            "calib-batches" => {
+                opts.calib_batches = value
+                    .parse()
+                    .ok()
+                    .filter(|&n: &usize| (1..=10_000).contains(&n))
+                    .ok_or_else(|| format!("--calib-batches expects 1..=10000, got `{value}`"))?
+            }
+            "only" => opts.only = Some(value),
+            "bench-steps" => {
+                opts.bench_steps = value
+                    .parse()
+                    .map_err(|_| format!("--bench-steps expects a number, got `{value}`"))?
+            }
+            // `--data <path>` is the CLI's shorthand for `data=file:<path>`; `synthetic` and
+            // `tinyshakespeare` name the built-in corpora.
+            "data"
+                if !["synthetic", "tinyshakespeare", "bb"].contains(&value.as_str())
+                    && !value.starts_with("file:")
+                    && !value.starts_with("bb:") =>
+            {
+                sets.push(("data".into(), format!("file:{value}")))
+            }
+            k if KEYS.contains(&k) => sets.push((k.to_string(), value)),
+            k => {
+                return Err(format!(
+                    "unknown flag `--{k}`; spec keys are: {}",
+                    KEYS.join(", ")
+                ));
+            }
+        }
+        i += 2;
+    }
+    for (k, v) in sets {
+        spec.set(&k, &v).map_err(|e| e.to_string())?;
+    }
+    spec.validate().map_err(|e| e.to_string())?;
+    Ok((spec, opts))
+}
+
+/// Shards per CPU step: `--threads`, else 2. A fixed default rather than the core count, so
+/// that a spec reproduces bit for bit on any machine (shard count changes float rounding).
+/// GPU backends use one.
+pub(crate) fn cpu_threads(opts: &RunOpts, backend: Backend) -> usize {
+    match backend {
+        Backend::Wgpu => 1,
+        Backend::Cpu if opts.threads > 0 => opts.threads,
+        Backend::Cpu => DEFAULT_CPU_THREADS,
+    }
+}
+
+pub(crate) const DEFAULT_CPU_THREADS: usize = 2;

@@ -1,0 +1,96 @@
+//! `qtlab bench` and `qtlab shaders`: ms per step of the reference config, and the WGSL the kernels compile to.
+
+use super::*;
+
+/// Peak resident memory of this process (Linux VmHWM), in MiB.
+pub(crate) fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+/// The reference config: BERT, 2 layers, d_model 64, 4 heads, FFN 256, seq 32, batch 16.
+pub(crate) fn reference_spec() -> RunSpec {
+    RunSpec::parse(
+        "v=1&model=bert&layers=2&d=64&heads=4&ffn=256&seq=32&batch=16&steps=1000000&warmup=10",
+    )
+    .expect("reference spec is valid")
+}
+
+pub(crate) fn cmd_shaders(args: &[String]) -> Result<(), String> {
+    let dir = std::path::Path::new(args.first().ok_or("usage: qtlab shaders DIR")?);
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    for (name, source) in qtlab_core::kernels::instances() {
+        let path = dir.join(&name);
+        std::fs::write(&path, source).map_err(|e| format!("{}: {e}", path.display()))?;
+        println!("{}", path.display());
+    }
+    Ok(())
+}
+
+pub(crate) fn cmd_bench_kernels(args: &[String]) -> Result<(), String> {
+    let (_, opts) = parse_args(args)?;
+    for backend in opts.bench_backends.iter().copied() {
+        bench_kernels::run(backend, opts.bench_steps.max(1), opts.only.as_deref())?;
+        println!();
+    }
+    Ok(())
+}
+
+pub(crate) fn cmd_bench(args: &[String]) -> Result<(), String> {
+    let (_, opts) = parse_args(args)?;
+    let spec = reference_spec();
+    println!("reference config: {}", spec.to_canonical());
+    for backend in opts.bench_backends.iter().copied() {
+        let data = RunData::load(&spec, None).map_err(|e| e.to_string())?;
+        let device = backend.device();
+        let mut trainer = Trainer::new(spec.clone(), data, &device);
+        let threads = cpu_threads(&opts, backend);
+        trainer.set_threads(threads);
+        let t_first = Instant::now();
+        trainer.step_sync(false).map_err(|e| e.to_string())?;
+        let first_ms = t_first.elapsed().as_secs_f64() * 1e3;
+        for _ in 0..3 {
+            trainer.step_sync(false).map_err(|e| e.to_string())?;
+        }
+        let n = opts.bench_steps.max(1);
+        let mut times = Vec::with_capacity(n);
+        for _ in 0..n {
+            let t = Instant::now();
+            trainer.step_sync(false).map_err(|e| e.to_string())?;
+            times.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+        times.sort_by(f64::total_cmp);
+        let mean = times.iter().sum::<f64>() / n as f64;
+        let t_stats = Instant::now();
+        for _ in 0..n {
+            trainer.step_sync(true).map_err(|e| e.to_string())?;
+        }
+        let with_stats = t_stats.elapsed().as_secs_f64() * 1e3 / n as f64;
+        let mut phases = [0.0f64; 5];
+        for _ in 0..n {
+            let p = trainer.step_timed().map_err(|e| e.to_string())?;
+            for (a, b) in phases.iter_mut().zip(p) {
+                *a += b / n as f64;
+            }
+        }
+        println!(
+            "{:<5} breakdown (synchronised, one thread, ms): batch {:.2}  forward {:.2}  backward {:.2}  optimizer {:.2}  readback {:.2}",
+            backend.name(),
+            phases[0],
+            phases[1],
+            phases[2],
+            phases[3],
+            phases[4]
+        );
+        println!(
+            "{:<5} threads {threads}  ms/step mean {mean:7.2}  median {:7.2}  min {:7.2}  (with per-step inf-norm stats {with_stats:7.2})  first step {first_ms:8.1} ms  peak RSS {:.0} MiB",
+            backend.name(),
+            times[n / 2],
+            times[0],
+            peak_rss_mib().unwrap_or(f64::NAN)
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,182 @@
+//! `qtlab train`: one run, its progress bar, its record.
+
+use super::*;
+
+pub(crate) struct Bar {
+    tty: bool,
+    quiet: bool,
+    last_inf: Option<f64>,
+    t0: Instant,
+}
+
+impl Progress for Bar {
+    fn step(&mut self, r: &StepReport, total: usize) {
+        if let Some(m) = r.inf_norms.iter().cloned().reduce(f64::max) {
+            self.last_inf = Some(m);
+        }
+        if self.quiet {
+            return;
+        }
+        let done = r.step + 1;
+        let inf = self.last_inf.map_or("-".to_string(), |v| format!("{v:.2}"));
+        let rate = done as f64 / self.t0.elapsed().as_secs_f64().max(1e-9);
+        if self.tty {
+            let width = 30;
+            let filled = width * done / total.max(1);
+            eprint!(
+                "\r[{}{}] {done}/{total}  loss {:.4}  max|x| {inf}  {rate:.1} step/s ",
+                "#".repeat(filled),
+                "-".repeat(width - filled),
+                r.loss
+            );
+            if done == total {
+                eprintln!();
+            }
+            let _ = std::io::stderr().flush();
+        } else if done % 50 == 0 || done == total {
+            eprintln!(
+                "step {done}/{total}  loss {:.4}  max|x| {inf}  {rate:.1} step/s",
+                r.loss
+            );
+        }
+    }
+
+    fn eval(&mut self, e: &EvalReport) {
+        if self.quiet {
+            return;
+        }
+        if self.tty {
+            eprint!("\r\x1b[K");
+        }
+        let metric = match (e.ppl, e.accuracy) {
+            (Some(p), _) => format!("ppl {p:.3}"),
+            (_, Some(a)) => format!("acc {:.2}%", 100.0 * a),
+            _ => String::new(),
+        };
+        eprintln!(
+            "eval @ {}: loss {:.4}  {metric}  max inf-norm {:.3}  avg kurtosis {:.3}",
+            e.step, e.loss, e.outliers.max_inf_norm, e.outliers.avg_kurtosis
+        );
+    }
+}
+
+/// Trains one spec (and quantizes it at every `--quantize` point). Errors before training
+/// starts are `Err`; a run that stops early comes back with `error` set and its curves kept.
+pub(crate) fn train_one(spec: RunSpec, opts: &RunOpts) -> Result<RunRecord, String> {
+    for w in spec.warnings() {
+        eprintln!("warning: {w}");
+    }
+    let settings: Vec<QuantSettings> = opts
+        .quant_bits
+        .iter()
+        .map(|&(w_bits, a_bits)| QuantSettings {
+            w_bits,
+            a_bits,
+            weight_range: opts
+                .weight_range
+                .unwrap_or(WeightRange::default_for(spec.model)),
+            per_channel: opts.per_channel,
+            act_range: opts.act_range.clone(),
+            calib_batches: opts.calib_batches,
+        })
+        .collect();
+    for s in &settings {
+        s.estimator()?;
+    }
+    let data = RunData::load(&spec, None).map_err(|e| e.to_string())?;
+    if !opts.quiet {
+        eprintln!(
+            "spec {} ({}) on {}",
+            spec.to_canonical(),
+            spec.fingerprint(),
+            opts.backend.name()
+        );
+    }
+    let device = opts.backend.device();
+    let mut trainer = Trainer::new(spec, data, &device);
+    trainer.set_threads(cpu_threads(opts, opts.backend));
+    let mut bar = Bar {
+        tty: std::io::stderr().is_terminal(),
+        quiet: opts.quiet,
+        last_inf: None,
+        t0: Instant::now(),
+    };
+    let mut rec = run_native(
+        &mut trainer,
+        opts.backend.name(),
+        opts.stats_every,
+        &mut bar,
+    );
+    if rec.error.is_none() {
+        for s in &settings {
+            match quantize_and_evaluate(&trainer, s) {
+                Ok(q) => {
+                    if !opts.quiet {
+                        let worst = q
+                            .act_sqnr
+                            .iter()
+                            .min_by(|a, b| a.sqnr_db.total_cmp(&b.sqnr_db));
+                        eprintln!(
+                            "W{}A{}: FP {}  quantized {}  worst activation SQNR {}",
+                            s.w_bits,
+                            s.a_bits,
+                            show_metric(&q.fp),
+                            show_metric(&q.quantized),
+                            worst.map_or("-".into(), |w| format!(
+                                "{:.1} dB ({})",
+                                w.sqnr_db, w.name
+                            ))
+                        );
+                    }
+                    rec.quant.push(q);
+                }
+                Err(e) => rec.error = Some(format!("quantization failed: {e}")),
+            }
+        }
+    }
+    Ok(rec)
+}
+
+pub(crate) fn show_metric(m: &qtlab_core::ptq::calibrate::QuantMetric) -> String {
+    match (m.ppl, m.accuracy) {
+        (Some(p), _) => format!("ppl {p:.3}"),
+        (_, Some(a)) => format!("acc {:.2}%", 100.0 * a),
+        _ => String::new(),
+    }
+}
+
+pub(crate) fn write_json<T: serde::Serialize>(
+    path: &str,
+    value: &T,
+    quiet: bool,
+) -> Result<(), String> {
+    let json = serde_json::to_string_pretty(value).map_err(|e| e.to_string())?;
+    std::fs::write(path, json).map_err(|e| format!("cannot write `{path}`: {e}"))?;
+    if !quiet {
+        eprintln!("wrote {path}");
+    }
+    Ok(())
+}
+
+pub(crate) fn cmd_train(args: &[String]) -> Result<(), String> {
+    let (spec, opts) = parse_args(args)?;
+    let rec = train_one(spec, &opts)?;
+    if let Some(path) = &opts.out {
+        write_json(path, &rec, opts.quiet)?;
+    }
+    if let Some(e) = &rec.eval {
+        println!(
+            "{}",
+            serde_json::json!({
+                "fingerprint": rec.fingerprint,
+                "loss": e.loss, "ppl": e.ppl, "accuracy": e.accuracy,
+                "max_inf_norm": e.outliers.max_inf_norm, "avg_kurtosis": e.outliers.avg_kurtosis,
+                "ms_per_step": rec.ms_per_step,
+            })
+        );
+    }
+    match rec.error {
+        Some(err) => Err(err),
+        None => Ok(()),
+    }
+}
