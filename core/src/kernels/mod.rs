@@ -28,9 +28,10 @@ use burn::tensor::{Device, Tensor};
 mod autodiff;
 mod cube;
 mod ops;
+mod wgsl;
 
-pub use cube::instances;
 pub use ops::KernelOps;
+pub use wgsl::instances;
 
 /// Bins per activation histogram (the inspector's, and one of the shader variants compiled
 /// ahead). Odd, so zero sits in the middle of a bin.
@@ -370,8 +371,8 @@ pub mod custom {
         let mut dst = Tensor::<1>::empty([total], &parts[0].device()); // [total]
         let mut start = 0;
         for (chunk, lens) in parts
-            .chunks(super::cube::PACK_MAX)
-            .zip(lens.chunks(super::cube::PACK_MAX))
+            .chunks(super::wgsl::PACK_MAX)
+            .zip(lens.chunks(super::wgsl::PACK_MAX))
         {
             // Unused slots repeat the first part; the launch binds only `used` of them.
             let slot = |k: usize| chunk.get(k).unwrap_or(&chunk[0]).clone().into_dispatch();
