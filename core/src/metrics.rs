@@ -178,9 +178,9 @@ pub struct TapStat {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct HeadNoop {
     pub layer: usize,
-    /// Attention mass on the first token ([CLS] / BOS / ViT's CLS), per head.
+    /// Attention mass on the first token (\[CLS\] / BOS / ViT's CLS), per head.
     pub first_mass: Vec<f64>,
-    /// Attention mass on delimiter tokens ([SEP], punctuation, newlines), per head.
+    /// Attention mass on delimiter tokens (\[SEP\], punctuation, newlines), per head.
     pub delim_mass: Vec<f64>,
     /// Mean gate probability per head (gated attention only).
     pub gate_mean: Option<Vec<f64>>,

@@ -68,7 +68,7 @@ impl TextCorpus {
     }
 
     /// Bigram-Backcopy segments of `window` tokens built from `source`'s bigram table with
-    /// the `k` most frequent characters as triggers (see [`bigram_backcopy`]): about
+    /// the `k` most frequent characters as triggers (see [`bigram_backcopy`](super::bigram_backcopy)): about
     /// `n_tokens` tokens in all, 10 % of the segments kept for validation. The vocabulary is
     /// the source's, so an uploaded text gives its own task.
     pub fn bigram_backcopy(

@@ -12,7 +12,7 @@
 //! Each segment starts afresh (first character from the unigram marginal without triggers),
 //! because some trigger cycles (`e e e …`) are absorbing: in one continuous stream they
 //! would eventually fill it. A segment is exactly one model window, so every row of a batch
-//! starts at a segment start, right after the model's own [BOS]/[CLS].
+//! starts at a segment start, right after the model's own \[BOS\]/\[CLS\].
 //!
 //! Only integer arithmetic and the run's [`Rng`], so native and browser builds generate the
 //! same bits.

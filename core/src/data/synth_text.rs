@@ -3,7 +3,7 @@
 //! The text only has to look like language to a tiny model: a Zipf-like word distribution
 //! (a few words dominate, a long tail is rare), sentences of varying length with frequent
 //! delimiters. The delimiters matter most: in the paper, attention heads that want to "do
-//! nothing" park their attention on frequent low-information tokens such as "." and "[SEP]",
+//! nothing" park their attention on frequent low-information tokens such as "." and "\[SEP\]",
 //! and that is what creates the outliers. Here ". " ends every sentence (a few dozen
 //! characters apart), so such tokens are plentiful.
 

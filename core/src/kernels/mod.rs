@@ -1,6 +1,6 @@
 //! Custom WGSL kernels for the hot paths (`shaders/*.wgsl`) and their plain Burn-tensor twins.
 //!
-//! Every kernel has a [`reference`] implementation written with ordinary tensor ops. The CPU
+//! Every kernel has a [`reference`](mod@reference) implementation written with ordinary tensor ops. The CPU
 //! backend always takes the reference; a wgpu/WebGPU device takes the kernel unless
 //! [`set_enabled`] turned kernels off (the benchmark does, to time the reference on the same
 //! device). Tests compare the two on lavapipe, values and gradients.
@@ -310,7 +310,7 @@ pub fn kurtosis_from_stats(stats: Tensor<2>) -> Tensor<1> {
 }
 
 /// The kernels themselves, whatever [`set_enabled`] says. Only for CubeCL devices: any other
-/// device panics (the extension has no CPU implementation; the CPU takes [`reference`]).
+/// device panics (the extension has no CPU implementation; the CPU takes [`reference`](mod@reference)).
 pub mod custom {
     use burn::backend::Dispatch;
     use burn::tensor::Tensor;

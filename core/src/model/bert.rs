@@ -19,17 +19,17 @@ use crate::spec::RunSpec;
 /// BERT hyper-parameters; HF `BertConfig` names in brackets. Built from a run spec.
 #[derive(Clone, Debug, PartialEq)]
 pub struct BertConfig {
-    /// Vocabulary size [`vocab_size`]: the tokenizer's, specials included.
+    /// Vocabulary size \[`vocab_size`\]: the tokenizer's, specials included.
     pub vocab: usize,
-    /// Number of blocks L [`num_hidden_layers`]. Default: 2.
+    /// Number of blocks L \[`num_hidden_layers`\]. Default: 2.
     pub layers: usize,
-    /// FFN inner size [`intermediate_size`]. Default: 256.
+    /// FFN inner size \[`intermediate_size`\]. Default: 256.
     pub d_ff: usize,
-    /// Sequence length T, the number of learned positions [`max_position_embeddings`]. Default: 32.
+    /// Sequence length T, the number of learned positions \[`max_position_embeddings`\]. Default: 32.
     pub seq_len: usize,
-    /// Std of the normal init of embeddings, FFN and head [`initializer_range`]. Default: 0.02.
+    /// Std of the normal init of embeddings, FFN and head \[`initializer_range`\]. Default: 0.02.
     pub init_std: f64,
-    /// Attention: d_model [`hidden_size`] (default 64), heads [`num_attention_heads`] (default 4),
+    /// Attention: d_model \[`hidden_size`\] (default 64), heads \[`num_attention_heads`\] (default 4),
     /// variant and gate.
     pub attention: AttentionConfig,
 }

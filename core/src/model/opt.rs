@@ -18,17 +18,17 @@ use crate::spec::RunSpec;
 /// OPT hyper-parameters; HF `OPTConfig` names in brackets. Built from a run spec.
 #[derive(Clone, Debug, PartialEq)]
 pub struct OptConfig {
-    /// Vocabulary size [`vocab_size`]: the tokenizer's, specials included.
+    /// Vocabulary size \[`vocab_size`\]: the tokenizer's, specials included.
     pub vocab: usize,
-    /// Number of blocks L [`num_hidden_layers`]. Default: 2.
+    /// Number of blocks L \[`num_hidden_layers`\]. Default: 2.
     pub layers: usize,
-    /// FFN inner size [`ffn_dim`]. Default: 256.
+    /// FFN inner size \[`ffn_dim`\]. Default: 256.
     pub d_ff: usize,
-    /// Sequence length T [`max_position_embeddings`]. Default: 32.
+    /// Sequence length T \[`max_position_embeddings`\]. Default: 32.
     pub seq_len: usize,
-    /// Std of the normal init [`init_std`]. Default: 0.02 (OPT-125m used 0.006).
+    /// Std of the normal init \[`init_std`\]. Default: 0.02 (OPT-125m used 0.006).
     pub init_std: f64,
-    /// Causal attention: d_model [`hidden_size`] (default 64), heads [`num_attention_heads`]
+    /// Causal attention: d_model \[`hidden_size`\] (default 64), heads \[`num_attention_heads`\]
     /// (default 4), variant and gate.
     pub attention: AttentionConfig,
 }

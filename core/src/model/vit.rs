@@ -18,22 +18,22 @@ use crate::spec::RunSpec;
 /// ViT hyper-parameters; timm `VisionTransformer` names in brackets. Built from a run spec.
 #[derive(Clone, Debug, PartialEq)]
 pub struct VitConfig {
-    /// Image side in pixels [`img_size`], single channel. Default: 32.
+    /// Image side in pixels \[`img_size`\], single channel. Default: 32.
     pub image: usize,
-    /// Patch side [`patch_size`]; must divide `image`. Default: 4.
+    /// Patch side \[`patch_size`\]; must divide `image`. Default: 4.
     pub patch: usize,
-    /// Number of classes [`num_classes`]. Default: 4.
+    /// Number of classes \[`num_classes`\]. Default: 4.
     pub classes: usize,
     /// LayerNorm after the patch embedding (the paper's ViT-S/16 rows with clipped softmax and
     /// gated attention use it; Table 7). Default: true.
     pub patch_ln: bool,
-    /// Number of blocks L [`depth`]. Default: 2.
+    /// Number of blocks L \[`depth`\]. Default: 2.
     pub layers: usize,
-    /// FFN inner size [`mlp_ratio`·d_model]. Default: 256.
+    /// FFN inner size \[`mlp_ratio`·d_model\]. Default: 256.
     pub d_ff: usize,
     /// Std of the normal init. Default: 0.02.
     pub init_std: f64,
-    /// Attention: d_model [`embed_dim`] (default 64), heads [`num_heads`] (default 4), variant, gate.
+    /// Attention: d_model \[`embed_dim`\] (default 64), heads \[`num_heads`\] (default 4), variant, gate.
     pub attention: AttentionConfig,
 }
 

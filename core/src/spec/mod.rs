@@ -496,7 +496,7 @@ pub struct RunSpec {
     /// which the next character copies the one before the trigger. Used only with `data=bb…`.
     /// Key `bb_k`, range 1..=16. Default: 3 (Guo et al.'s setting).
     pub bb_k: usize,
-    /// OPT only: whether every row starts with the fixed [BOS] token at position 0. Off,
+    /// OPT only: whether every row starts with the fixed \[BOS\] token at position 0. Off,
     /// a row is a plain window of text (position 0 holds the character before it), as in
     /// the paper's OPT pipeline, which chunks concatenated text so that rows start
     /// mid-document. A fixed BOS hands vanilla heads a ready-made sink (a unique token at a

@@ -21,7 +21,7 @@ use crate::spec::{ModelKind, RunSpec};
 
 mod optim;
 pub use optim::*;
-/// Weighted cross-entropy: Σ w·(−log p[target]) / Σ w.
+/// Weighted cross-entropy: Σ w·(−log p\[target\]) / Σ w.
 ///
 /// # Shapes
 /// - `logits`: `[rows, classes]`, `target`: `[rows, 1]`, `weight`: `[rows]` → `[1]`
