@@ -1,4 +1,5 @@
-//! The non-reactive side of the app: the GPU probe, the trainers, and the async training loop.
+//! The non-reactive side of the app: the GPU probe and the trainers (the async training loop
+//! that drives them is `run_loop` in `view.rs`).
 //!
 //! Trainers hold device tensors and are neither `Send` nor cheap to clone, so they live in a
 //! thread-local engine outside Leptos' signals. The loop takes a trainer out of the engine while
