@@ -1,6 +1,9 @@
 //! Command-line arguments: spec keys become a `RunSpec`, the rest `RunOpts`.
 
-use super::*;
+use qtlab_core::Backend;
+use qtlab_core::presets::{self, Preset};
+use qtlab_core::ptq::{QuantSettings, WeightRange};
+use qtlab_core::spec::{KEYS, RunSpec};
 
 /// Options that are not part of the spec (they do not change results).
 pub(crate) struct RunOpts {
@@ -189,4 +192,4 @@ pub(crate) fn cpu_threads(opts: &RunOpts, backend: Backend) -> usize {
     }
 }
 
-pub(crate) const DEFAULT_CPU_THREADS: usize = 2;
+const DEFAULT_CPU_THREADS: usize = 2;

@@ -1,9 +1,16 @@
 //! `qtlab bench` and `qtlab shaders`: ms per step of the reference config, and the WGSL the kernels compile to.
 
-use super::*;
+use std::time::Instant;
+
+use qtlab_core::dataset::RunData;
+use qtlab_core::spec::RunSpec;
+use qtlab_core::train::Trainer;
+
+use crate::args::{cpu_threads, parse_args};
+use crate::bench_kernels;
 
 /// Peak resident memory of this process (Linux VmHWM), in MiB.
-pub(crate) fn peak_rss_mib() -> Option<f64> {
+fn peak_rss_mib() -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;

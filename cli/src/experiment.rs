@@ -1,6 +1,10 @@
 //! `qtlab experiment`: a preset over consecutive seeds and variants, mean ± spread tables.
 
-use super::*;
+use qtlab_core::ptq::QuantSettings;
+use qtlab_core::record::RunRecord;
+
+use crate::args::parse_args;
+use crate::train::{train_one, write_json};
 
 /// The paper's Table 2 at demo scale: vanilla, clipped softmax and gated attention trained on
 /// the same data and seed, each quantized at every bit width; with `--seeds N`, over N
@@ -59,7 +63,7 @@ pub(crate) fn cmd_experiment(args: &[String]) -> Result<(), String> {
 }
 
 /// FP metric of a record: ppl for text, accuracy in % for images.
-pub(crate) fn fp_metric(rec: &RunRecord, is_vit: bool) -> Option<f64> {
+fn fp_metric(rec: &RunRecord, is_vit: bool) -> Option<f64> {
     let q = rec.quant.first()?;
     if is_vit {
         q.fp.accuracy.map(|a| 100.0 * a)
@@ -68,7 +72,7 @@ pub(crate) fn fp_metric(rec: &RunRecord, is_vit: bool) -> Option<f64> {
     }
 }
 
-pub(crate) fn quant_metric(rec: &RunRecord, i: usize, is_vit: bool) -> Option<f64> {
+fn quant_metric(rec: &RunRecord, i: usize, is_vit: bool) -> Option<f64> {
     let q = rec.quant.get(i)?;
     if is_vit {
         q.quantized.accuracy.map(|a| 100.0 * a)
@@ -78,7 +82,7 @@ pub(crate) fn quant_metric(rec: &RunRecord, i: usize, is_vit: bool) -> Option<f6
 }
 
 /// `mean ± sd` of the finite values (sd over seeds, n − 1), `-` when there are none.
-pub(crate) fn mean_sd(xs: &[f64]) -> String {
+fn mean_sd(xs: &[f64]) -> String {
     let xs: Vec<f64> = xs.iter().copied().filter(|x| x.is_finite()).collect();
     if xs.is_empty() {
         return "-".into();
@@ -92,7 +96,7 @@ pub(crate) fn mean_sd(xs: &[f64]) -> String {
     format!("{mean:.3} ± {sd:.3}")
 }
 
-pub(crate) fn ratio(a: f64, b: f64) -> String {
+fn ratio(a: f64, b: f64) -> String {
     if !(a.is_finite() && b.is_finite()) {
         "-".into()
     } else if b <= 0.0 {
@@ -105,7 +109,7 @@ pub(crate) fn ratio(a: f64, b: f64) -> String {
 /// The markdown tables of an experiment: mean ± sd per variant, then per seed the ratios of
 /// vanilla to each fix (max inf-norm, avg kurtosis, and the quantization loss at each point:
 /// the rise in perplexity, or the drop in accuracy).
-pub(crate) fn experiment_table(
+fn experiment_table(
     variants: &[String],
     runs: &[(u64, Vec<(String, RunRecord)>)],
     points: &[(u32, u32)],
@@ -189,10 +193,7 @@ pub(crate) fn experiment_table(
 /// The mechanism behind the magnitudes, per variant over seeds: where the headline maximum
 /// sits, how far out it is, how much the first token's residual stands out, and where the
 /// heads put their attention when they have nothing to do.
-pub(crate) fn mechanism_table(
-    variants: &[String],
-    runs: &[(u64, Vec<(String, RunRecord)>)],
-) -> String {
+fn mechanism_table(variants: &[String], runs: &[(u64, Vec<(String, RunRecord)>)]) -> String {
     let mut t = String::from(
         "\n\nMechanism (evaluation batch 0 for the position; all evaluation batches for masses)\n\n\
          | Method | max at position 0 | max/σ | first-token norm ÷ median | first-token mass, \

@@ -1,8 +1,6 @@
 //! `qtlab`: run the same run spec as the browser app, headless.
 
-use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
-use std::time::Instant;
 
 mod args;
 mod bench;
@@ -11,19 +9,12 @@ mod experiment;
 mod soak;
 mod train;
 
-use args::*;
-use bench::*;
-use experiment::*;
-use soak::*;
-use train::*;
-
-use qtlab_core::Backend;
-use qtlab_core::dataset::RunData;
-use qtlab_core::presets::{self, Preset};
-use qtlab_core::ptq::{QuantSettings, WeightRange, quantize_and_evaluate};
-use qtlab_core::record::{Progress, RunRecord, run_native};
-use qtlab_core::spec::{KEYS, RunSpec};
-use qtlab_core::train::{EvalReport, StepReport, Trainer};
+use args::parse_args;
+use bench::{cmd_bench, cmd_bench_kernels, cmd_shaders};
+use experiment::cmd_experiment;
+use qtlab_core::presets;
+use soak::cmd_soak;
+use train::cmd_train;
 
 const USAGE: &str = "\
 qtlab — Quantizable Transformers Lab (headless)

@@ -1,9 +1,14 @@
 //! `qtlab soak`: a long run with memory readings, to show that nothing grows.
 
-use super::*;
+use std::time::Instant;
+
+use qtlab_core::dataset::RunData;
+use qtlab_core::train::Trainer;
+
+use crate::args::{cpu_threads, parse_args};
 
 /// Current resident memory of this process (Linux VmRSS), in MiB.
-pub(crate) fn rss_mib() -> Option<f64> {
+fn rss_mib() -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
     let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;

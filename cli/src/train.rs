@@ -1,8 +1,17 @@
 //! `qtlab train`: one run, its progress bar, its record.
 
-use super::*;
+use std::io::{IsTerminal, Write};
+use std::time::Instant;
 
-pub(crate) struct Bar {
+use qtlab_core::dataset::RunData;
+use qtlab_core::ptq::{QuantSettings, WeightRange, quantize_and_evaluate};
+use qtlab_core::record::{Progress, RunRecord, run_native};
+use qtlab_core::spec::RunSpec;
+use qtlab_core::train::{EvalReport, StepReport, Trainer};
+
+use crate::args::{RunOpts, cpu_threads, parse_args};
+
+struct Bar {
     tty: bool,
     quiet: bool,
     last_inf: Option<f64>,
@@ -137,7 +146,7 @@ pub(crate) fn train_one(spec: RunSpec, opts: &RunOpts) -> Result<RunRecord, Stri
     Ok(rec)
 }
 
-pub(crate) fn show_metric(m: &qtlab_core::ptq::calibrate::QuantMetric) -> String {
+fn show_metric(m: &qtlab_core::ptq::calibrate::QuantMetric) -> String {
     match (m.ppl, m.accuracy) {
         (Some(p), _) => format!("ppl {p:.3}"),
         (_, Some(a)) => format!("acc {:.2}%", 100.0 * a),

@@ -3,9 +3,10 @@
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use qtlab_core::dataset::RunData;
 use qtlab_core::init::Init;
-use qtlab_core::model::{Model, ModelInput, TapKind};
+use qtlab_core::model::{Model, ModelInput};
 use qtlab_core::rng::{Rng, Stream};
 use qtlab_core::spec::{AttnKind, RunSpec};
+use qtlab_core::taps::TapKind;
 use qtlab_core::train::Trainer;
 
 fn spec(text: &str) -> RunSpec {

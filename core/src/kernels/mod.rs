@@ -73,11 +73,11 @@ pub fn clipped_softmax<const D: usize>(x: Tensor<D>, gamma: f64, zeta: f64) -> T
 /// Fake quantization Δ·(clamp(round(x/Δ) + zp, qmin, qmax) − zp) with a straight-through
 /// gradient inside the grid and zero outside.
 ///
-/// # Shapes
-/// - `x`: any → same
-///
 /// The grid comes as plain numbers (Δ, zp, qmin, qmax), so the kernels need nothing from the
 /// quantizers that build it (`quant::QuantParams`).
+///
+/// # Shapes
+/// - `x`: any → same
 pub fn fake_quant<const D: usize>(
     x: Tensor<D>,
     scale: f32,

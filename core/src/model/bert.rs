@@ -12,9 +12,10 @@ use burn::tensor::{Device, Int, Tensor};
 use crate::attention::{Attention, AttentionConfig};
 use crate::init::Init;
 use crate::kernels::{layer_norm, linear, matmul_t};
-use crate::model::{ModelOutput, Tap, TapKind, Taps};
+use crate::model::ModelOutput;
 use crate::quant::ActQuant;
 use crate::spec::RunSpec;
+use crate::taps::{Tap, TapKind, Taps};
 
 /// BERT hyper-parameters; HF `BertConfig` names in brackets. Built from a run spec.
 #[derive(Clone, Debug, PartialEq)]

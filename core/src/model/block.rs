@@ -8,8 +8,8 @@ use burn::tensor::{Device, Tensor};
 use crate::attention::{Attention, AttentionConfig};
 use crate::init::Init;
 use crate::kernels::{layer_norm, linear};
-use crate::model::{Tap, TapKind, Taps};
 use crate::quant::ActQuant;
+use crate::taps::{Tap, TapKind, Taps};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Activation {

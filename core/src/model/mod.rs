@@ -14,8 +14,8 @@ use burn::tensor::{Device, Int, Tensor};
 use crate::init::Init;
 use crate::quant::ActQuant;
 use crate::spec::{ModelKind, RunSpec};
+use crate::taps::{TapKind, Taps};
 
-pub use crate::taps::{Tap, TapKind, Taps};
 pub use bert::Bert;
 pub use opt::Opt;
 pub use vit::Vit;

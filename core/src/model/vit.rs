@@ -10,10 +10,11 @@ use burn::tensor::{Device, Tensor};
 use crate::attention::AttentionConfig;
 use crate::init::Init;
 use crate::kernels::{layer_norm, linear};
+use crate::model::ModelOutput;
 use crate::model::block::{Activation, PreLnBlock};
-use crate::model::{ModelOutput, Tap, TapKind, Taps};
 use crate::quant::ActQuant;
 use crate::spec::RunSpec;
+use crate::taps::{Tap, TapKind, Taps};
 
 /// ViT hyper-parameters; timm `VisionTransformer` names in brackets. Built from a run spec.
 #[derive(Clone, Debug, PartialEq)]
