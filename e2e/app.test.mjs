@@ -321,12 +321,13 @@ await test('the Shakespeare preset sets its recipe; the built-in corpus download
   await fresh.ctx.close();
 });
 
-await test('an empty link opens the first preset, a Bigram-Backcopy run, and it shows the no-op split', async () => {
+await test('an empty link opens the first preset (BERT on Shakespeare); a Bigram-Backcopy run shows the no-op split', async () => {
   // The default: no fragment at all. The address bar then carries the whole preset.
   const { page, ctx, errors } = await open(b, `${server.url}`);
-  await page.waitForFunction(() => /model=opt/.test(location.hash) && /data=bb/.test(location.hash) && /sched=const/.test(location.hash));
-  assert.match(await page.textContent('#data-now'), /Bigram-Backcopy/);
-  assert.match(await page.textContent('#look-for'), /first token/);
+  await page.waitForFunction(() => /model=bert/.test(location.hash) && /data=tinyshakespeare/.test(location.hash) && /gate=mlp/.test(location.hash) && /steps=3000/.test(location.hash));
+  assert.match(await page.textContent('#data-now'), /tinyshakespeare/);
+  // The line follows the run: BERT's no-op tokens, and what was measured at this size.
+  assert.match(await page.textContent('#look-for'), /\[SEP\].*at this size/s);
   await shot(page, 'default-preset');
   await ctx.close();
   // A tiny Bigram-Backcopy run on the CPU: the record splits first-token mass by query kind.
@@ -344,6 +345,7 @@ await test('an empty link opens the first preset, a Bigram-Backcopy run, and it 
     assert.ok(lane.inspection.value_norms.length >= 1, 'value norms per layer');
   }
   assert.match(await bb.page.textContent('#inspect'), /queries with nothing to do/);
+  assert.match(await bb.page.textContent('#look-for'), /trigger/);
   assert.deepEqual(bb.errors, []);
   assert.deepEqual(errors, []);
   await bb.ctx.close();

@@ -1326,7 +1326,7 @@ fn inspect_panel(ctx: Ctx) -> impl IntoView {
             <canvas node_ref=canvas width="640" height="190" aria-label="attention maps per head: rows are queries, columns keys"></canvas>
             <ul class="heads">{move || heads_text().into_iter().map(|t| view! { <li>{t}</li> }).collect_view()}</ul>
             <figcaption>"Attention of one held-out sequence (rows: queries, columns: keys). A head 'doing nothing' puts its mass on the first token or on delimiters; gated attention can instead close its gate."</figcaption>
-            <p class="hint" id="look-for">"What to look for: on Bigram-Backcopy data attention helps only right after a trigger character. Elsewhere vanilla heads park on the first token and shrink its value, and the residual stream grows a large value at that token: vanilla's max |x| climbs away. The gate lets a head switch itself off instead, so nothing needs to grow."</p>
+            <p class="hint" id="look-for">{move || ctx.app.with(|a| qtlab_core::presets::look_for(&a.spec))}</p>
             <div inner_html=hist></div>
             <figcaption>"Histogram of this layer's tracked activations (log counts): the few values far out in the tails are the outliers that stretch an 8-bit grid."</figcaption>
         </figure>
