@@ -219,7 +219,7 @@ fn check(model_name: &str) {
         // broken part without a screen of every parameter downstream of it.
         let (mut bad, bad_grads): (Vec<&Worst>, Vec<&Worst>) = worst
             .iter()
-            .filter(|w| !(w.ratio <= 1.0))
+            .filter(|w| w.ratio > 1.0)
             .partition(|w| !w.name.starts_with("grad "));
         let n_bad_grads = bad_grads.len();
         let mut bad_grads = bad_grads;
