@@ -17,6 +17,7 @@
 //! - [`metrics`]: max inf-norm and kurtosis as the paper's code computes them
 //! - [`quant`]: the fake-quantization op, range estimators and activation quantizer sites
 //! - [`init`]: parameter initialisation from the run's init stream
+//! - [`params`]: float parameters by dotted path: list them, load them from host arrays
 //! - [`attention`]: self-attention with softmax, clipped softmax and gated variants
 //! - [`model`]: BERT, OPT and ViT, returning logits plus taps
 //! - [`dataset`]: the run's data turned into device batches
@@ -46,6 +47,7 @@ pub mod inspect;
 pub mod kernels;
 pub mod metrics;
 pub mod model;
+pub mod params;
 pub mod presets;
 pub mod ptq;
 pub mod quant;
