@@ -297,16 +297,29 @@ pub fn seq_moments(x: Tensor<2>) -> Tensor<2> {
     seq_stats(x, range, 1)
 }
 
-/// Per-sequence kurtosis from a [`seq_stats`] output: m4 / (var² + 1e-6), the paper's
-/// definition with its epsilon.
+/// The epsilon of the paper's kurtosis, m4 / (s⁴ + ε) (`kurtosis()` in the official
+/// `transformers_language/utils.py`). Every kurtosis in qtlab goes through [`kurtosis`] or
+/// `metrics::kurtosis_from_moments`, which both use it; only the test oracle
+/// `metrics::kurtosis_host` spells the formula out again, on purpose.
+pub const KURTOSIS_EPS: f64 = 1e-6;
+
+/// The paper's raw kurtosis from the unbiased variance s² and the fourth central moment m4.
+///
+/// # Shapes
+/// - `var`, `m4`: `[batch, 1]` → `[batch]`
+pub fn kurtosis(var: Tensor<2>, m4: Tensor<2>) -> Tensor<1> {
+    let b = var.dims()[0];
+    (m4 / (var.powi_scalar(2) + KURTOSIS_EPS)).reshape([b])
+}
+
+/// Per-sequence kurtosis from a [`seq_stats`] output.
 ///
 /// # Shapes
 /// - `stats`: `[batch, STAT_COLS + bins]` → `[batch]`
 pub fn kurtosis_from_stats(stats: Tensor<2>) -> Tensor<1> {
-    let b = stats.dims()[0];
     let var = stats.clone().narrow(1, 2, 1); // [b, 1]
     let m4 = stats.narrow(1, 3, 1); // [b, 1]
-    (m4 / (var.powi_scalar(2) + 1e-6)).reshape([b])
+    kurtosis(var, m4)
 }
 
 /// The kernels themselves, whatever [`set_enabled`] says. Only for CubeCL devices: any other
