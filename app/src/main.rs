@@ -3,6 +3,7 @@
 
 mod browser;
 mod charts;
+mod controls;
 mod drive;
 mod lanes;
 mod runner;
