@@ -70,7 +70,7 @@ if (process.env.QTLAB_BENCH_PRESET !== '0') {
   await waitDone(page, 1800000);
   const wall = (Date.now() - t0) / 1000;
   const rec = await exportRecord(page);
-  const series = (lane) => new Map(lane.inf.map(([s, v]) => [s, Math.max(...v)]));
+  const series = (lane) => new Map(lane.inf_norm_curve.map(([s, v]) => [s, Math.max(...v)]));
   const fix = series(rec.lanes[0]);
   const van = series(rec.lanes.find((l) => l.attn === 'vanilla'));
   const steps = [...fix.keys()].filter((s) => van.has(s)).sort((a, b) => a - b);

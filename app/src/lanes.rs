@@ -3,36 +3,31 @@
 
 use std::cell::RefCell;
 
-use qtlab_core::inspect::Inspection;
-use qtlab_core::ptq::calibrate::QuantReport;
+use qtlab_core::record::RunRecord;
 use qtlab_core::spec::{AttnKind, GateKind, ModelKind, RunSpec};
-use qtlab_core::train::EvalReport;
 use serde::{Deserialize, Serialize};
 
+/// One lane: its run's record (the same events applied to it as to the run's own copy, see
+/// [`RunRecord::apply`]) plus how the page names and colours it. It reads as its record.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct LaneView {
-    /// Canonical spec string of this lane.
-    pub spec: String,
     pub attn: String,
     pub label: String,
-    pub fingerprint: String,
-    pub step: usize,
-    pub steps: usize,
-    /// (step, training loss)
-    pub losses: Vec<(f64, f64)>,
-    /// (step, per-layer inf-norm of the headline tap on the training batch)
-    pub inf: Vec<(f64, Vec<f64>)>,
-    pub evals: Vec<EvalReport>,
-    #[serde(default)]
-    pub inspection: Option<Inspection>,
-    #[serde(default)]
-    pub quant: Vec<QuantReport>,
-    pub error: Option<String>,
-    /// Mean wall milliseconds per step (step + readback) in this browser, after the first.
-    pub ms_per_step: f64,
-    /// The first step alone: model upload, shader compilation and warm-up.
-    #[serde(default)]
-    pub first_step_ms: f64,
+    #[serde(flatten)]
+    pub rec: RunRecord,
+}
+
+impl std::ops::Deref for LaneView {
+    type Target = RunRecord;
+    fn deref(&self) -> &RunRecord {
+        &self.rec
+    }
+}
+
+impl std::ops::DerefMut for LaneView {
+    fn deref_mut(&mut self) -> &mut RunRecord {
+        &mut self.rec
+    }
 }
 
 /// A record as exported: the link that made it, and every lane.
@@ -86,14 +81,12 @@ pub fn headline(model: ModelKind) -> &'static str {
 }
 
 impl LaneView {
-    pub fn new(spec: &RunSpec) -> LaneView {
+    /// The lane of `spec`, starting from its run's record.
+    pub fn new(spec: &RunSpec, rec: RunRecord) -> LaneView {
         LaneView {
-            spec: spec.to_canonical(),
             attn: spec.attn.to_string(),
             label: label(spec),
-            fingerprint: spec.fingerprint(),
-            steps: spec.steps,
-            ..Default::default()
+            rec,
         }
     }
 
@@ -105,7 +98,7 @@ impl LaneView {
 
     /// (step, value) of layer `l`'s inf-norm on training batches.
     pub fn inf_curve(&self, l: usize) -> Vec<(f64, f64)> {
-        self.inf
+        self.inf_norm_curve
             .iter()
             .filter_map(|(s, v)| v.get(l).map(|&x| (*s, x)))
             .collect()
@@ -131,12 +124,16 @@ impl LaneView {
     }
 
     pub fn layers(&self) -> usize {
-        self.inf.last().map(|(_, v)| v.len()).unwrap_or(0).max(
-            self.evals
-                .last()
-                .map(|e| e.outliers.heads.len())
-                .unwrap_or(0),
-        )
+        self.inf_norm_curve
+            .last()
+            .map(|(_, v)| v.len())
+            .unwrap_or(0)
+            .max(
+                self.evals
+                    .last()
+                    .map(|e| e.outliers.heads.len())
+                    .unwrap_or(0),
+            )
     }
 
     /// The quality metric the paper reports: perplexity for the language models, accuracy for ViT.
@@ -167,7 +164,11 @@ pub fn to_csv(lanes: &[LaneView]) -> String {
     out.push('\n');
     for lane in lanes {
         for &(step, loss) in &lane.losses {
-            let inf = lane.inf.iter().find(|(s, _)| *s == step).map(|(_, v)| v);
+            let inf = lane
+                .inf_norm_curve
+                .iter()
+                .find(|(s, _)| *s == step)
+                .map(|(_, v)| v);
             out.push_str(&format!(
                 "{},{},{},{}",
                 csv_field(&lane.label),
@@ -221,9 +222,9 @@ mod tests {
     #[test]
     fn record_round_trips_and_garbage_is_refused() {
         let spec = RunSpec::default();
-        let mut lane = LaneView::new(&spec);
+        let mut lane = LaneView::new(&spec, RunRecord::new(&spec, "cpu", 1));
         lane.losses = vec![(0.0, 3.0), (1.0, 2.5)];
-        lane.inf = vec![(0.0, vec![1.0, 2.0])];
+        lane.inf_norm_curve = vec![(0.0, vec![1.0, 2.0])];
         let rec = AppRecord {
             qtlab: 1,
             url: spec.to_canonical(),
@@ -239,5 +240,24 @@ mod tests {
         assert!(parse_record(b"").is_err());
         assert!(parse_record(&[0xff, 0xfe, 0x00]).is_err());
         assert!(parse_record(b"{\"qtlab\":1}").is_err());
+    }
+
+    /// Records exported before lanes held a core `RunRecord` (the curve under `inf`, no
+    /// backend, threads or grad norms) still import.
+    #[test]
+    fn records_from_before_the_driver_still_parse() {
+        let spec = RunSpec::default().to_canonical();
+        let json = format!(
+            r#"{{"qtlab":1,"url":"{spec}","backend":"CPU (WebAssembly)","lanes":[{{"spec":"{spec}","attn":"vanilla","label":"vanilla","fingerprint":"x","step":2,"steps":2,"losses":[[0.0,3.0],[1.0,2.5]],"inf":[[0.0,[1.0,2.0]],[1.0,[1.5,2.5]]],"evals":[],"inspection":null,"quant":[],"error":null,"ms_per_step":4.0,"first_step_ms":90.0}}]}}"#
+        );
+        let rec = parse_record(json.as_bytes()).unwrap();
+        let lane = &rec.lanes[0];
+        assert_eq!(lane.inf_norm_curve.len(), 2);
+        assert_eq!(lane.inf_curve(1), vec![(0.0, 2.0), (1.0, 2.5)]);
+        assert_eq!(
+            (lane.step, lane.steps, lane.label.as_str()),
+            (2, 2, "vanilla")
+        );
+        assert!(lane.grad_norms.is_empty());
     }
 }

@@ -1,9 +1,13 @@
 //! qtlab in the browser: pick a model and an attention variant, train it beside vanilla on the
 //! user's GPU, watch the outliers, quantize, and share the run as a link.
 
+mod browser;
 mod charts;
+mod controls;
+mod drive;
 mod lanes;
 mod runner;
+mod state;
 mod view;
 
 #[cfg(target_arch = "wasm32")]

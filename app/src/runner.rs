@@ -1,8 +1,8 @@
-//! The non-reactive side of the app: the GPU probe and the trainers (the async training loop
-//! that drives them is `run_loop` in `view.rs`).
+//! The non-reactive side of the app: the GPU probe and the runs (the async loop that advances
+//! them is in `drive.rs`).
 //!
-//! Trainers hold device tensors and are neither `Send` nor cheap to clone, so they live in a
-//! thread-local engine outside Leptos' signals. The loop takes a trainer out of the engine while
+//! Runs hold device tensors and are neither `Send` nor cheap to clone, so they live in a
+//! thread-local engine outside Leptos' signals. The loop takes a run out of the engine while
 //! it awaits a readback and puts it back afterwards; a reset bumps the generation, so a loop
 //! that wakes up into a newer generation drops what it holds and stops.
 
@@ -11,8 +11,8 @@ use std::cell::RefCell;
 use js_sys::{Function, Promise, Reflect};
 use qtlab_core::Device;
 use qtlab_core::dataset::RunData;
+use qtlab_core::driver::Run;
 use qtlab_core::spec::RunSpec;
-use qtlab_core::train::Trainer;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 
@@ -187,7 +187,7 @@ pub struct Engine {
     pub gpu_name: String,
     pub gpu_problem: Option<GpuProblem>,
     pub generation: u64,
-    pub lanes: Vec<Option<Trainer>>,
+    pub lanes: Vec<Option<Run>>,
     /// Whether the current lanes train on the GPU.
     pub on_gpu: bool,
     pub upload: Option<Upload>,

@@ -13,7 +13,8 @@ pub(crate) struct RunOpts {
     pub(crate) quiet: bool,
     pub(crate) bench_steps: usize,
     pub(crate) bench_backends: Vec<Backend>,
-    /// Data-parallel shards on the CPU backend (0 = the default, 2).
+    /// Data-parallel shards on the CPU backend (0 = the default,
+    /// [`qtlab_core::driver::DEFAULT_CPU_THREADS`]).
     pub(crate) threads: usize,
     /// Post-training quantization points (`--quantize w8a8,w6a6`).
     pub(crate) quant_bits: Vec<(u32, u32)>,
@@ -35,7 +36,7 @@ pub(crate) fn parse_args(args: &[String]) -> Result<(RunSpec, RunOpts), String> 
     let mut opts = RunOpts {
         backend: Backend::Cpu,
         out: None,
-        stats_every: 10,
+        stats_every: qtlab_core::driver::STATS_EVERY,
         quiet: false,
         bench_steps: 30,
         bench_backends: vec![Backend::Cpu, Backend::Wgpu],
@@ -180,16 +181,3 @@ pub(crate) fn parse_args(args: &[String]) -> Result<(RunSpec, RunOpts), String> 
     spec.validate().map_err(|e| e.to_string())?;
     Ok((spec, opts))
 }
-
-/// Shards per CPU step: `--threads`, else 2. A fixed default rather than the core count, so
-/// that a spec reproduces bit for bit on any machine (shard count changes float rounding).
-/// GPU backends use one.
-pub(crate) fn cpu_threads(opts: &RunOpts, backend: Backend) -> usize {
-    match backend {
-        Backend::Wgpu => 1,
-        Backend::Cpu if opts.threads > 0 => opts.threads,
-        Backend::Cpu => DEFAULT_CPU_THREADS,
-    }
-}
-
-const DEFAULT_CPU_THREADS: usize = 2;

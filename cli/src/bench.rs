@@ -6,7 +6,7 @@ use qtlab_core::dataset::RunData;
 use qtlab_core::spec::RunSpec;
 use qtlab_core::train::Trainer;
 
-use crate::args::{cpu_threads, parse_args};
+use crate::args::parse_args;
 use crate::bench_kernels;
 
 /// Peak resident memory of this process (Linux VmHWM), in MiB.
@@ -53,7 +53,7 @@ pub(crate) fn cmd_bench(args: &[String]) -> Result<(), String> {
         let data = RunData::load(&spec, None).map_err(|e| e.to_string())?;
         let device = backend.device();
         let mut trainer = Trainer::new(spec.clone(), data, &device);
-        let threads = cpu_threads(&opts, backend);
+        let threads = qtlab_core::driver::RunOpts::native(backend, opts.threads).threads;
         trainer.set_threads(threads);
         let t_first = Instant::now();
         trainer.step_sync(false).map_err(|e| e.to_string())?;

@@ -3,9 +3,10 @@
 use std::time::Instant;
 
 use qtlab_core::dataset::RunData;
-use qtlab_core::train::Trainer;
+use qtlab_core::driver::{self, Run};
+use qtlab_core::record::Event;
 
-use crate::args::{cpu_threads, parse_args};
+use crate::args::parse_args;
 
 /// Current resident memory of this process (Linux VmRSS), in MiB.
 fn rss_mib() -> Option<f64> {
@@ -49,30 +50,40 @@ pub(crate) fn cmd_soak(args: &[String]) -> Result<(), String> {
     };
     spec.steps = steps;
     let data = RunData::load(&spec, None).map_err(|e| e.to_string())?;
-    let device = opts.backend.device();
-    let mut trainer = Trainer::new(spec.clone(), data, &device);
-    trainer.set_threads(cpu_threads(&opts, opts.backend));
+    let mut run = Run::new(
+        spec.clone(),
+        data,
+        &opts.backend.device(),
+        driver::RunOpts {
+            stats_every: opts.stats_every,
+            ..driver::RunOpts::native(opts.backend, opts.threads)
+        },
+    )
+    .map_err(|e| e.to_string())?;
     let warm = (steps / 20).max(1);
     let mut base = None;
     let mut peak_growth = 0.0f64;
     let t0 = Instant::now();
     println!("soak: {} steps of {}", steps, spec.to_canonical());
-    while !trainer.done() {
-        let s = trainer.step;
-        trainer.step_sync(s % 5 == 0).map_err(|e| e.to_string())?;
-        if spec.eval_every > 0 && trainer.step % spec.eval_every == 0 {
-            trainer.evaluate().map_err(|e| e.to_string())?;
+    while !run.finished() {
+        // The run keeps its record as it goes, as every caller's does; what it holds per step
+        // is a few floats, far below the growth bound.
+        for ev in run.advance() {
+            if let Event::Failed(f) = ev {
+                return Err(f.message);
+            }
         }
-        if trainer.step == warm {
+        let s = run.step();
+        if s == warm {
             base = rss_mib();
         }
-        if trainer.step % (steps / 10).max(1) == 0 || trainer.done() {
+        if s % (steps / 10).max(1) == 0 || run.finished() {
             let rss = rss_mib().unwrap_or(f64::NAN);
             let growth = base.map(|b| rss - b).unwrap_or(0.0);
             peak_growth = peak_growth.max(growth);
             println!(
                 "  step {:>6}  rss {:7.1} MiB  growth since step {warm}: {:+6.1} MiB  ({:.1} s)",
-                trainer.step,
+                s,
                 rss,
                 growth,
                 t0.elapsed().as_secs_f64()

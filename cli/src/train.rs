@@ -4,12 +4,13 @@ use std::io::{IsTerminal, Write};
 use std::time::Instant;
 
 use qtlab_core::dataset::RunData;
+use qtlab_core::driver::{self, Run};
 use qtlab_core::ptq::{QuantSettings, WeightRange, quantize_and_evaluate};
-use qtlab_core::record::{Progress, RunRecord, run_native};
+use qtlab_core::record::{Event, RunRecord};
 use qtlab_core::spec::RunSpec;
-use qtlab_core::train::{EvalReport, StepReport, Trainer};
+use qtlab_core::train::{EvalReport, StepReport};
 
-use crate::args::{RunOpts, cpu_threads, parse_args};
+use crate::args::{RunOpts, parse_args};
 
 struct Bar {
     tty: bool,
@@ -18,7 +19,7 @@ struct Bar {
     t0: Instant,
 }
 
-impl Progress for Bar {
+impl Bar {
     fn step(&mut self, r: &StepReport, total: usize) {
         if let Some(m) = r.inf_norms.iter().cloned().reduce(f64::max) {
             self.last_inf = Some(m);
@@ -101,24 +102,31 @@ pub(crate) fn train_one(spec: RunSpec, opts: &RunOpts) -> Result<RunRecord, Stri
             opts.backend.name()
         );
     }
-    let device = opts.backend.device();
-    let mut trainer = Trainer::new(spec, data, &device);
-    trainer.set_threads(cpu_threads(opts, opts.backend));
+    let mut run = Run::new(
+        spec,
+        data,
+        &opts.backend.device(),
+        driver::RunOpts {
+            stats_every: opts.stats_every,
+            ..driver::RunOpts::native(opts.backend, opts.threads)
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    let total = run.record().steps;
     let mut bar = Bar {
         tty: std::io::stderr().is_terminal(),
         quiet: opts.quiet,
         last_inf: None,
         t0: Instant::now(),
     };
-    let mut rec = run_native(
-        &mut trainer,
-        opts.backend.name(),
-        opts.stats_every,
-        &mut bar,
-    );
-    if rec.error.is_none() {
+    run.run_to_end(|ev| match ev {
+        Event::Step { report, .. } => bar.step(report, total),
+        Event::Eval(e) => bar.eval(e),
+        _ => {}
+    });
+    if run.record().error.is_none() {
         for s in &settings {
-            match quantize_and_evaluate(&trainer, s) {
+            match quantize_and_evaluate(run.trainer(), s) {
                 Ok(q) => {
                     if !opts.quiet {
                         let worst = q
@@ -137,13 +145,13 @@ pub(crate) fn train_one(spec: RunSpec, opts: &RunOpts) -> Result<RunRecord, Stri
                             ))
                         );
                     }
-                    rec.quant.push(q);
+                    run.record_mut().quant.push(q);
                 }
-                Err(e) => rec.error = Some(format!("quantization failed: {e}")),
+                Err(e) => run.record_mut().error = Some(format!("quantization failed: {e}")),
             }
         }
     }
-    Ok(rec)
+    Ok(run.finish())
 }
 
 fn show_metric(m: &qtlab_core::ptq::calibrate::QuantMetric) -> String {

@@ -24,7 +24,8 @@
 //! - [`train`]: AdamW, schedule, the trainer and evaluation
 //! - [`inspect`]: attention maps, gates and histograms for the app, in one readback
 //! - [`ptq`]: post-training W8A8 (and lower) quantization and its report
-//! - [`record`]: the JSON record of a run
+//! - [`record`]: the JSON record of a run, the events a run emits, and how they fill it
+//! - [`driver`]: the one run loop: stats and evaluation cadence, inspection, divergence, timing
 //! - [`url`]: the app's URL state (the spec plus app-only keys)
 //!
 //! # Glossary (the paper's names)
@@ -42,6 +43,7 @@
 pub mod attention;
 pub mod data;
 pub mod dataset;
+pub mod driver;
 pub mod init;
 pub mod inspect;
 pub mod kernels;

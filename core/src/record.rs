@@ -1,131 +1,160 @@
-//! The JSON record of a run: its spec (canonical string) and everything it measured.
+//! The JSON record of a run, the events a run emits, and the one function that turns the
+//! events into the record ([`RunRecord::apply`]). The CLI writes this record; the app keeps
+//! one per lane (flattened into its lane view) and exports it.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use crate::train::{EvalReport, StepReport, TrainError, Trainer};
+use crate::inspect::{Inspection, Mechanism};
+use crate::ptq::QuantReport;
+use crate::spec::RunSpec;
+use crate::train::{EvalReport, StepReport, TrainError};
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct RunRecord {
     /// The canonical spec string; `qtlab train --spec '<this>'` reproduces the run.
     pub spec: String,
     pub fingerprint: String,
+    #[serde(default)]
     pub warnings: Vec<String>,
+    /// `cpu` or `wgpu`.
+    #[serde(default)]
     pub backend: String,
     /// Data-parallel shards per CPU step (changes float rounding, not the math).
+    #[serde(default)]
     pub threads: usize,
-    /// Training loss per step.
-    pub losses: Vec<f64>,
-    /// Global gradient norm per step (before clipping).
+    /// Steps done so far.
+    #[serde(default)]
+    pub step: usize,
+    /// Steps planned.
+    #[serde(default)]
+    pub steps: usize,
+    /// (step, training loss) of every step that finished; a diverged step has no entry.
+    pub losses: Vec<(f64, f64)>,
+    /// Global gradient norm (before clipping), parallel to `losses`.
+    #[serde(default)]
     pub grad_norms: Vec<f64>,
-    /// (step, per-layer headline inf-norm on the training batch), every `stats_every` steps.
-    pub inf_norm_curve: Vec<(usize, Vec<f64>)>,
-    /// Every evaluation, in order; the last one is also in `eval`.
+    /// (step, per-layer headline inf-norm on the training batch) on the steps that carried
+    /// stats. Steps are floats because the app's records from before this format wrote them so.
+    #[serde(alias = "inf")]
+    pub inf_norm_curve: Vec<(f64, Vec<f64>)>,
+    /// Every evaluation, in order; the one at the last step is also in `eval`.
     pub evals: Vec<EvalReport>,
-    /// The final evaluation.
+    /// The evaluation after the last step.
+    #[serde(default)]
     pub eval: Option<EvalReport>,
-    /// Post-training quantization results, one per bit-width point (`--quantize`).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub quant: Vec<crate::ptq::QuantReport>,
+    /// Post-training quantization results, one per bit-width point.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub quant: Vec<QuantReport>,
     /// Where the outliers sit and what the heads do, on evaluation batch 0 after training
     /// (see [`crate::inspect::Mechanism`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mechanism: Option<crate::inspect::Mechanism>,
-    /// Set when the run stopped early (divergence); the curves up to that point are kept.
+    pub mechanism: Option<Mechanism>,
+    /// The latest inspection (attention maps, gates, histograms), taken with each evaluation.
+    #[serde(default)]
+    pub inspection: Option<Inspection>,
+    /// Set when the run stopped early (divergence, a device error); the curves up to that
+    /// point are kept.
     pub error: Option<String>,
+    /// Seconds spent advancing the run (pauses excluded).
+    #[serde(default)]
     pub wall_seconds: f64,
+    /// Mean milliseconds per step (step + readback) after the first.
     pub ms_per_step: f64,
+    /// The first step alone: model upload, shader compilation and warm-up.
+    #[serde(default)]
+    pub first_step_ms: f64,
 }
 
-/// Hooks the native loop calls so the CLI can draw a progress bar.
-pub trait Progress {
-    fn step(&mut self, _report: &StepReport, _total: usize) {}
-    fn eval(&mut self, _report: &EvalReport) {}
+/// Why a run stopped early.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Failure {
+    pub message: String,
+    /// A device error (a failed readback, a lost GPU) rather than a problem of the run itself.
+    pub device: bool,
+    /// `(step, loss)` when the loss or gradient went non-finite.
+    pub diverged: Option<(usize, f64)>,
 }
 
-pub struct NoProgress;
-impl Progress for NoProgress {}
+impl From<&TrainError> for Failure {
+    fn from(e: &TrainError) -> Failure {
+        Failure {
+            message: e.to_string(),
+            device: matches!(e, TrainError::Device(_)),
+            diverged: match e {
+                TrainError::Diverged { step, loss } => Some((*step, *loss)),
+                _ => None,
+            },
+        }
+    }
+}
 
-/// Runs `trainer` to the end on the native blocking path, evaluating every `eval_every` steps
-/// and at the end. Divergence stops the run but keeps what was recorded.
-pub fn run_native(
-    trainer: &mut Trainer,
-    backend: &str,
-    stats_every: usize,
-    progress: &mut dyn Progress,
-) -> RunRecord {
-    let spec = trainer.spec.clone();
-    let mut rec = RunRecord {
-        spec: spec.to_canonical(),
-        fingerprint: spec.fingerprint(),
-        warnings: spec.warnings(),
-        backend: backend.to_string(),
-        threads: trainer.threads(),
-        losses: Vec::new(),
-        grad_norms: Vec::new(),
-        inf_norm_curve: Vec::new(),
-        evals: Vec::new(),
-        eval: None,
-        quant: Vec::new(),
-        mechanism: None,
-        error: None,
-        wall_seconds: 0.0,
-        ms_per_step: 0.0,
-    };
-    let t0 = std::time::Instant::now();
-    let mut step_time = 0.0;
-    while !trainer.done() {
-        let with_stats =
-            stats_every > 0 && (trainer.step % stats_every == 0 || trainer.step + 1 == spec.steps);
-        let ts = std::time::Instant::now();
-        match trainer.step_sync(with_stats) {
-            Ok(r) => {
-                step_time += ts.elapsed().as_secs_f64();
-                rec.losses.push(r.loss);
-                rec.grad_norms.push(r.grad_norm);
+/// What one advance of a run produced, in order.
+#[derive(Clone, Debug)]
+pub enum Event {
+    /// A training step finished; `ms` is the step plus its readback, by the run's clock.
+    Step {
+        report: StepReport,
+        ms: f64,
+    },
+    Eval(EvalReport),
+    Inspection(Inspection),
+    /// The run stops here; no step follows.
+    Failed(Failure),
+    /// The last event of a run, after its last step or its failure.
+    Finished {
+        wall_seconds: f64,
+    },
+}
+
+impl RunRecord {
+    /// An empty record for `spec`, before its first step.
+    pub fn new(spec: &RunSpec, backend: &str, threads: usize) -> RunRecord {
+        RunRecord {
+            spec: spec.to_canonical(),
+            fingerprint: spec.fingerprint(),
+            warnings: spec.warnings(),
+            backend: backend.to_string(),
+            threads,
+            steps: spec.steps,
+            ..RunRecord::default()
+        }
+    }
+
+    /// The only code that fills a record from a run: the run applies each event to its own
+    /// record, and the app applies the same events to the copy its charts read.
+    pub fn apply(&mut self, ev: &Event) {
+        match ev {
+            Event::Step { report: r, ms } => {
+                self.losses.push((r.step as f64, r.loss));
+                self.grad_norms.push(r.grad_norm);
                 if !r.inf_norms.is_empty() {
-                    rec.inf_norm_curve.push((r.step, r.inf_norms.clone()));
+                    self.inf_norm_curve
+                        .push((r.step as f64, r.inf_norms.clone()));
                 }
-                progress.step(&r, spec.steps);
-            }
-            Err(e) => {
-                if let TrainError::Diverged { loss, .. } = &e {
-                    rec.losses.push(*loss);
-                }
-                rec.error = Some(e.to_string());
-                break;
-            }
-        }
-        let s = trainer.step;
-        if spec.eval_every > 0 && s % spec.eval_every == 0 && s < spec.steps {
-            match trainer.evaluate() {
-                Ok(ev) => {
-                    progress.eval(&ev);
-                    rec.evals.push(ev);
-                }
-                Err(e) => {
-                    rec.error = Some(e.to_string());
-                    break;
+                self.step = r.step + 1;
+                // The first step compiles shaders and uploads the model: kept apart so it does
+                // not swamp the mean of a short run.
+                if self.step <= 1 {
+                    self.first_step_ms = *ms;
+                } else {
+                    let k = (self.step - 1) as f64;
+                    self.ms_per_step += (ms - self.ms_per_step) / k;
                 }
             }
-        }
-    }
-    if rec.error.is_none() {
-        match trainer.evaluate() {
-            Ok(ev) => {
-                progress.eval(&ev);
-                rec.evals.push(ev.clone());
-                rec.eval = Some(ev);
+            Event::Eval(e) => {
+                if e.step == self.steps {
+                    self.eval = Some(e.clone());
+                }
+                self.evals.push(e.clone());
             }
-            Err(e) => rec.error = Some(e.to_string()),
+            Event::Inspection(i) => {
+                if i.step == self.steps {
+                    self.mechanism = Some(i.mechanism());
+                }
+                self.inspection = Some(i.clone());
+            }
+            Event::Failed(f) => self.error = Some(f.message.clone()),
+            Event::Finished { wall_seconds } => self.wall_seconds = *wall_seconds,
         }
     }
-    if rec.error.is_none() {
-        match crate::inspect::inspect(trainer) {
-            Ok(ins) => rec.mechanism = Some(ins.mechanism()),
-            Err(e) => rec.error = Some(e.to_string()),
-        }
-    }
-    rec.wall_seconds = t0.elapsed().as_secs_f64();
-    rec.ms_per_step = 1000.0 * step_time / rec.losses.len().max(1) as f64;
-    rec
 }

@@ -1,0 +1,542 @@
+//! The settings panel: one control per spec key, grouped, plus the compare, data and
+//! quantization boxes. Every edit goes through the spec's own validation and resets the runs.
+
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use qtlab_core::spec::{AttnKind, ModelKind, RunSpec};
+use qtlab_core::url::AppState;
+use wasm_bindgen::JsCast;
+
+use crate::browser::{input_file, read_file};
+use crate::lanes;
+use crate::runner::{self, with_engine};
+use crate::state::{Ctx, reset};
+
+enum Kind {
+    Select(&'static [&'static str]),
+    Num(&'static str),
+    Check,
+}
+
+pub struct Ctl {
+    key: &'static str,
+    label: &'static str,
+    kind: Kind,
+    help: &'static str,
+    show: fn(&RunSpec) -> bool,
+}
+
+fn always(_: &RunSpec) -> bool {
+    true
+}
+fn text_model(s: &RunSpec) -> bool {
+    s.model != ModelKind::Vit
+}
+fn vit(s: &RunSpec) -> bool {
+    s.model == ModelKind::Vit
+}
+fn bert(s: &RunSpec) -> bool {
+    s.model == ModelKind::Bert
+}
+fn opt(s: &RunSpec) -> bool {
+    s.model == ModelKind::Opt
+}
+fn bigram_backcopy(s: &RunSpec) -> bool {
+    s.data.is_bigram_backcopy() && s.model != ModelKind::Vit
+}
+fn clipped(s: &RunSpec) -> bool {
+    s.attn == AttnKind::Clipped
+}
+fn clipped_gz(s: &RunSpec) -> bool {
+    s.attn == AttnKind::Clipped && s.alpha.is_none()
+}
+fn gated(s: &RunSpec) -> bool {
+    s.attn == AttnKind::Gated
+}
+
+pub const GROUPS: &[(&str, &[Ctl])] = &[
+    (
+        "Model",
+        &[
+            Ctl {
+                key: "model",
+                label: "model",
+                kind: Kind::Select(&["bert", "opt", "vit"]),
+                help: "BERT: masked LM, post-LN. OPT: causal LM, pre-LN. ViT: image classifier.",
+                show: always,
+            },
+            Ctl {
+                key: "layers",
+                label: "layers",
+                kind: Kind::Num("1"),
+                help: "Transformer blocks (1–48).",
+                show: always,
+            },
+            Ctl {
+                key: "d",
+                label: "d_model",
+                kind: Kind::Num("8"),
+                help: "Hidden size; must divide by heads.",
+                show: always,
+            },
+            Ctl {
+                key: "heads",
+                label: "heads",
+                kind: Kind::Num("1"),
+                help: "More heads = more heads that may want to do nothing.",
+                show: always,
+            },
+            Ctl {
+                key: "ffn",
+                label: "d_ff",
+                kind: Kind::Num("8"),
+                help: "FFN width.",
+                show: always,
+            },
+            Ctl {
+                key: "seq",
+                label: "sequence length",
+                kind: Kind::Num("1"),
+                help: "Tokens per sequence.",
+                show: text_model,
+            },
+            Ctl {
+                key: "img",
+                label: "image size",
+                kind: Kind::Num("1"),
+                help: "Synthetic image side in pixels.",
+                show: vit,
+            },
+            Ctl {
+                key: "patch",
+                label: "patch",
+                kind: Kind::Num("1"),
+                help: "Patch side; must divide the image.",
+                show: vit,
+            },
+            Ctl {
+                key: "classes",
+                label: "classes",
+                kind: Kind::Num("1"),
+                help: "Shape classes (2–16).",
+                show: vit,
+            },
+            Ctl {
+                key: "patch_ln",
+                label: "LN after patch embedding",
+                kind: Kind::Check,
+                help: "The paper's ViT setting.",
+                show: vit,
+            },
+        ],
+    ),
+    (
+        "Attention",
+        &[
+            Ctl {
+                key: "attn",
+                label: "variant",
+                kind: Kind::Select(&["vanilla", "clipped", "gated", "softmax1", "sink"]),
+                help: "clipped: clip((ζ−γ)·softmax+γ, 0, 1). gated: sigmoid gate per head and token.",
+                show: always,
+            },
+            Ctl {
+                key: "alpha",
+                label: "α (γ = −α/T)",
+                kind: Kind::Num("0.5"),
+                help: "Sets γ from the sequence length, ζ = 1. 'none' to use γ directly.",
+                show: clipped,
+            },
+            Ctl {
+                key: "gamma",
+                label: "γ (stretch below 0)",
+                kind: Kind::Num("0.005"),
+                help: "Negative: lets softmax reach exact zeros.",
+                show: clipped_gz,
+            },
+            Ctl {
+                key: "zeta",
+                label: "ζ (stretch above 1)",
+                kind: Kind::Num("0.01"),
+                help: "≥ 1; above 1 lets it reach exact ones.",
+                show: clipped_gz,
+            },
+            Ctl {
+                key: "gamma_warmup",
+                label: "γ warm-up steps",
+                kind: Kind::Num("10"),
+                help: "γ ramps from 0 over these steps, so α ≥ 1 does not clip a fresh model's uniform attention to zero. 0 = the paper's fixed γ.",
+                show: clipped,
+            },
+            Ctl {
+                key: "gate",
+                label: "gate",
+                kind: Kind::Select(&["linear", "mlp", "uph", "cph", "allheads"]),
+                help: "linear: one small Linear per head (the paper's default).",
+                show: gated,
+            },
+            Ctl {
+                key: "pi",
+                label: "π_init",
+                kind: Kind::Num("0.05"),
+                help: "Initial gate probability.",
+                show: gated,
+            },
+        ],
+    ),
+    (
+        "Training",
+        &[
+            Ctl {
+                key: "steps",
+                label: "steps",
+                kind: Kind::Num("50"),
+                help: "Training steps.",
+                show: always,
+            },
+            Ctl {
+                key: "batch",
+                label: "batch",
+                kind: Kind::Num("1"),
+                help: "Sequences per step.",
+                show: always,
+            },
+            Ctl {
+                key: "lr",
+                label: "learning rate",
+                kind: Kind::Num("0.0001"),
+                help: "Peak AdamW learning rate.",
+                show: always,
+            },
+            Ctl {
+                key: "warmup",
+                label: "warm-up steps",
+                kind: Kind::Num("10"),
+                help: "Linear warm-up, then the schedule below.",
+                show: always,
+            },
+            Ctl {
+                key: "sched",
+                label: "after warm-up",
+                kind: Kind::Select(&["linear", "const"]),
+                help: "linear: decay to 0 (the paper). const: hold the rate, as sink studies train.",
+                show: always,
+            },
+            Ctl {
+                key: "wd",
+                label: "weight decay",
+                kind: Kind::Num("0.01"),
+                help: "Decoupled (AdamW); not on biases or LayerNorm.",
+                show: always,
+            },
+            Ctl {
+                key: "ln_wd",
+                label: "decay LayerNorm γ",
+                kind: Kind::Check,
+                help: "The paper's OPT recipe decays LayerNorm weights too (its Table 6).",
+                show: always,
+            },
+            Ctl {
+                key: "b2",
+                label: "Adam β₂",
+                kind: Kind::Num("0.001"),
+                help: "",
+                show: always,
+            },
+            Ctl {
+                key: "clip",
+                label: "grad-norm clip",
+                kind: Kind::Num("0.1"),
+                help: "0 = off.",
+                show: always,
+            },
+            Ctl {
+                key: "dropout",
+                label: "dropout",
+                kind: Kind::Num("0.05"),
+                help: "Training dropout (the paper: 0.1); masks come from the seed.",
+                show: always,
+            },
+            Ctl {
+                key: "init_std",
+                label: "init σ",
+                kind: Kind::Num("0.005"),
+                help: "N(0, σ) for embeddings, FFNs.",
+                show: always,
+            },
+            Ctl {
+                key: "mask",
+                label: "mask rate",
+                kind: Kind::Num("0.05"),
+                help: "BERT's masked-token fraction.",
+                show: bert,
+            },
+            Ctl {
+                key: "seed",
+                label: "seed",
+                kind: Kind::Num("1"),
+                help: "One seed → data, init, masking and batch order.",
+                show: always,
+            },
+            Ctl {
+                key: "bb_k",
+                label: "BB triggers k",
+                kind: Kind::Num("1"),
+                help: "Bigram-Backcopy: the k most frequent characters trigger a copy.",
+                show: bigram_backcopy,
+            },
+            Ctl {
+                key: "bos",
+                label: "fixed [BOS] first",
+                kind: Kind::Check,
+                help: "Off: rows start mid-text, as in the paper's OPT, so no free sink token.",
+                show: opt,
+            },
+            Ctl {
+                key: "eval_every",
+                label: "evaluate every",
+                kind: Kind::Num("10"),
+                help: "Steps between held-out evaluations.",
+                show: always,
+            },
+        ],
+    ),
+];
+
+pub fn control(ctx: Ctx, c: &'static Ctl) -> impl IntoView {
+    let key = c.key;
+    let value = move || ctx.app.with(|a| a.spec.get(key).unwrap_or_default());
+    let on_change = move |v: String| {
+        let mut a = ctx.app.get_untracked();
+        let res = a.spec.set(key, &v).and_then(|_| a.spec.validate());
+        match res {
+            Ok(()) => {
+                ctx.notes.set(a.spec.warnings());
+                ctx.app.set(a);
+                reset(&ctx);
+            }
+            Err(e) => {
+                ctx.notes.set(vec![e.to_string()]);
+                // Re-render so the control shows the value still in force.
+                ctx.app.update(|_| {});
+            }
+        }
+    };
+    let id = format!("ctl-{key}");
+    let input = match &c.kind {
+        Kind::Select(opts) => view! {
+            <select id=id.clone() prop:value=value on:change=move |ev| on_change(event_target_value(&ev))>
+                {opts.iter().map(|o| view! { <option value=*o prop:selected=move || value() == *o>{*o}</option> }).collect_view()}
+            </select>
+        }
+        .into_any(),
+        Kind::Num(step) => view! {
+            <input id=id.clone() type="text" inputmode="decimal" data-step=*step prop:value=value
+                on:change=move |ev| on_change(event_target_value(&ev)) />
+        }
+        .into_any(),
+        Kind::Check => view! {
+            <input id=id.clone() type="checkbox" prop:checked=move || value() == "true"
+                on:change=move |ev| {
+                    let on = ev.target().and_then(|t| t.dyn_into::<web_sys::HtmlInputElement>().ok()).map(|i| i.checked()).unwrap_or(false);
+                    on_change(on.to_string())
+                } />
+        }
+        .into_any(),
+    };
+    let show = c.show;
+    view! {
+        <label class="ctl" for=id title=c.help style:display=move || if ctx.app.with(|a| show(&a.spec)) { "" } else { "none" }>
+            <span>{c.label}</span>
+            {input}
+        </label>
+    }
+}
+
+pub fn compare_box(ctx: Ctx) -> impl IntoView {
+    let kinds = [
+        AttnKind::Vanilla,
+        AttnKind::Clipped,
+        AttnKind::Gated,
+        AttnKind::Softmax1,
+        AttnKind::Sink,
+    ];
+    view! {
+        <fieldset class="group">
+            <legend>"Compare with"</legend>
+            {kinds.into_iter().map(|k| {
+                let id = format!("cmp-{k}");
+                let for_id = id.clone();
+                view! {
+                    <label class="chk" for=for_id>
+                        <input id=id type="checkbox"
+                            prop:checked=move || ctx.app.with(|a| a.compare.contains(&k))
+                            on:change=move |_| {
+                                ctx.app.update(|a| {
+                                    if let Some(p) = a.compare.iter().position(|x| *x == k) { a.compare.remove(p); } else { a.compare.push(k); }
+                                });
+                                reset(&ctx);
+                            } />
+                        <span style:color=lanes::color(&k.to_string())>"■ "</span>{k.to_string()}
+                    </label>
+                }
+            }).collect_view()}
+            <p class="hint">"Same data, init seed and batches; only attention differs."</p>
+        </fieldset>
+    }
+}
+
+pub fn data_box(ctx: Ctx) -> impl IntoView {
+    let cap_mb = qtlab_core::data::text_file::MAX_FILE_BYTES / (1024 * 1024);
+    let on_upload = move |ev: leptos::ev::Event| {
+        let Some(file) = input_file(&ev) else { return };
+        let name = file.name();
+        let size = file.size();
+        if size > qtlab_core::data::text_file::MAX_FILE_BYTES as f64 {
+            ctx.notes.set(vec![format!(
+                "`{}` is {:.0} MB; the limit is {cap_mb} MB.",
+                name,
+                size / 1048576.0
+            )]);
+            return;
+        }
+        spawn_local(async move {
+            let bytes = match read_file(file).await {
+                Ok(b) => b,
+                Err(e) => {
+                    ctx.notes.set(vec![e]);
+                    return;
+                }
+            };
+            match qtlab_core::data::text_file::text_from_bytes(&name, &bytes) {
+                Ok(text) => {
+                    let mut a = ctx.app.get_untracked();
+                    // An upload under Bigram-Backcopy becomes the task's source text.
+                    let prefix = if a.spec.data.is_bigram_backcopy() {
+                        "bb:file:"
+                    } else {
+                        "file:"
+                    };
+                    let set = a
+                        .spec
+                        .set("data", &format!("{prefix}{name}"))
+                        .and_then(|_| a.spec.validate());
+                    match set {
+                        Ok(()) => {
+                            with_engine(|e| {
+                                e.upload = Some(runner::Upload {
+                                    name: name.clone(),
+                                    text,
+                                })
+                            });
+                            // Validate the corpus against the model now, not at Run.
+                            match runner::load_data(&a.spec) {
+                                Ok(_) => {
+                                    ctx.notes.set(vec![format!(
+                                        "Loaded `{name}`. Runs now train on it."
+                                    )]);
+                                    ctx.app.set(a);
+                                    reset(&ctx);
+                                }
+                                Err(e) => {
+                                    with_engine(|e| e.upload = None);
+                                    ctx.notes.set(vec![e]);
+                                }
+                            }
+                        }
+                        Err(e) => ctx.notes.set(vec![e.to_string()]),
+                    }
+                }
+                Err(e) => ctx.notes.set(vec![e.to_string()]),
+            }
+        });
+    };
+    // A built-in corpus: valid for every text model, so setting it cannot fail.
+    let use_data = move |source: &str| {
+        let mut a = ctx.app.get_untracked();
+        let _ = a.spec.set("data", source);
+        ctx.app.set(a);
+        reset(&ctx);
+    };
+    view! {
+        <fieldset class="group" style:display=move || if ctx.app.with(|a| a.spec.model == ModelKind::Vit) { "none" } else { "" }>
+            <legend>"Data"</legend>
+            <p class="hint" id="data-now">{move || ctx.app.with(|a| match &a.spec.data {
+                qtlab_core::spec::DataSource::Synthetic => "Built-in synthetic English-like corpus.".to_string(),
+                qtlab_core::spec::DataSource::Shakespeare => "tinyshakespeare: 1.1 MB of Shakespeare's plays, the corpus of the paper-style tables in docs/results.md.".to_string(),
+                qtlab_core::spec::DataSource::File(n) => format!("Your file: {n}"),
+                qtlab_core::spec::DataSource::BigramBackcopy(inner) => format!(
+                    "Bigram-Backcopy on {}: characters follow its bigrams, except that after one of the {} most frequent the next copies the one before it. Attention helps only there, so heads must learn to do nothing elsewhere.",
+                    match inner.as_ref() {
+                        qtlab_core::spec::DataSource::File(n) => format!("your file {n}"),
+                        other => other.to_string(),
+                    },
+                    a.spec.bb_k
+                ),
+            })}</p>
+            <label class="ctl" for="upload"><span>{format!("Upload text (UTF-8, ≤ {cap_mb} MB)")}</span>
+                <input id="upload" type="file" accept=".txt,text/plain" on:change=on_upload /></label>
+            <button class="small" on:click=move |_| use_data("synthetic")>"Use the built-in corpus"</button>
+            <button class="small" id="use-shakespeare" on:click=move |_| use_data("tinyshakespeare")>"Use tinyshakespeare"</button>
+            <button class="small" id="use-bb" on:click=move |_| use_data("bb")>"Use Bigram-Backcopy (a no-op task)"</button>
+        </fieldset>
+    }
+}
+
+pub fn quant_box(ctx: Ctx) -> impl IntoView {
+    let set_app = move |key: &'static str, v: String| {
+        let cur = ctx.app.get_untracked();
+        let url = format!(
+            "{}&{key}={v}",
+            cur.to_url()
+                .split('&')
+                .filter(|kv| !kv.starts_with(&format!("{key}=")))
+                .collect::<Vec<_>>()
+                .join("&")
+        );
+        let (next, errors) = AppState::from_url(&url);
+        if errors.is_empty() {
+            ctx.app.set(next);
+        } else {
+            ctx.notes
+                .set(errors.iter().map(|e| e.to_string()).collect());
+            ctx.app.update(|_| {});
+        }
+    };
+    view! {
+        <fieldset class="group">
+            <legend>"Quantization"</legend>
+            <label class="ctl" for="q-points" title="Bit-width points, e.g. w8a8,w8a6,w8a4,w6a6,w4a8">
+                <span>"bit widths"</span>
+                <input id="q-points" type="text" prop:value=move || ctx.app.with(|a| a.quant_points.iter().map(|(w, x)| format!("w{w}a{x}")).collect::<Vec<_>>().join(","))
+                    on:change=move |ev| set_app("q", event_target_value(&ev)) />
+            </label>
+            <label class="ctl" for="q-ar" title="running_minmax (paper), current_minmax, percentile:99.99">
+                <span>"activation range"</span>
+                <select id="q-ar" prop:value=move || ctx.app.with(|a| a.act_range.clone()) on:change=move |ev| set_app("ar", event_target_value(&ev))>
+                    <option value="running_minmax">"running min-max"</option>
+                    <option value="current_minmax">"current min-max"</option>
+                    <option value="percentile:99.99">"percentile 99.99"</option>
+                    <option value="percentile:99.999">"percentile 99.999"</option>
+                </select>
+            </label>
+            <label class="ctl" for="q-wr" title="min-max (paper's BERT) or the 100-point MSE grid">
+                <span>"weight range"</span>
+                <select id="q-wr" prop:value=move || ctx.app.with(|a| match a.weight_range { None => "auto".to_string(), Some(qtlab_core::ptq::weights::WeightRange::Mse) => "mse".to_string(), Some(_) => "minmax".to_string() })
+                    on:change=move |ev| set_app("wr", event_target_value(&ev))>
+                    <option value="auto">"paper's (MSE for OPT)"</option>
+                    <option value="minmax">"min-max"</option>
+                    <option value="mse">"MSE grid"</option>
+                </select>
+            </label>
+            <label class="ctl" for="q-wg" title="one weight grid per tensor (paper) or per output channel">
+                <span>"weight grid"</span>
+                <select id="q-wg" prop:value=move || ctx.app.with(|a| if a.per_channel { "channel".to_string() } else { "tensor".to_string() })
+                    on:change=move |ev| set_app("wg", event_target_value(&ev))>
+                    <option value="tensor">"per tensor"</option>
+                    <option value="channel">"per channel"</option>
+                </select>
+            </label>
+        </fieldset>
+    }
+}
