@@ -16,11 +16,24 @@
 //! value it sets, and [`RunSpec::validate`] re-checks every range and then the constraints
 //! that involve several fields, because a CLI sets flags one at a time in arbitrary order.
 //! Deserializing from JSON does not validate; call [`RunSpec::validate`] afterwards.
+//!
+//! Every key is described once, in [`KEY_TABLE`]: its allowed values, default, meaning and
+//! the paper's name. Canonical order, [`RunSpec::set`], [`RunSpec::get`], the range checks
+//! and the README's key table ([`readme_key_table`]) are read from it.
 
 use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
+
+mod keys;
+mod kinds;
+mod text;
+
+pub use keys::{Allowed, KEY_TABLE, KEYS, Key, key, readme_key_table};
+pub use kinds::{AttnKind, DataSource, GateKind, ModelKind, Schedule};
+use text::{approx, format_f64, percent_encode_into};
+pub(crate) use text::{echo, percent_decode};
 
 /// Refuse models whose estimated parameter count ([`RunSpec::param_count_estimate`]) exceeds
 /// this: the project trains tiny models, and a typo such as `d=40960` should fail fast
@@ -34,48 +47,6 @@ pub const MAX_ACTIVATIONS: usize = 64_000_000;
 /// The longest ViT token sequence accepted, `(img/patch)^2 + 1`; the same bound as `seq`.
 pub const MAX_VIT_TOKENS: usize = 2048;
 
-/// Canonical keys, in canonical order (`v` first). `alpha` is emitted only when set.
-pub const KEYS: &[&str] = &[
-    "v",
-    "model",
-    "layers",
-    "d",
-    "heads",
-    "ffn",
-    "seq",
-    "batch",
-    "img",
-    "patch",
-    "classes",
-    "patch_ln",
-    "attn",
-    "gamma",
-    "zeta",
-    "alpha",
-    "gamma_warmup",
-    "gate",
-    "pi",
-    "steps",
-    "lr",
-    "warmup",
-    "sched",
-    "wd",
-    "ln_wd",
-    "b1",
-    "b2",
-    "eps",
-    "clip",
-    "dropout",
-    "init_std",
-    "mask",
-    "seed",
-    "data",
-    "bb_k",
-    "bos",
-    "eval_every",
-    "eval_batches",
-];
-
 /// Vocabulary size assumed for text models in [`RunSpec::param_count_estimate`] (byte-level).
 const TEXT_VOCAB_ESTIMATE: usize = 256;
 
@@ -84,265 +55,6 @@ const TEXT_VOCAB_ESTIMATE: usize = 256;
 /// clip, and the small random deviations from uniform at initialisation then zero out about
 /// half of the entries, so "barely above" is as bad as "below" in practice.
 const CLIP_WARN_MARGIN: f64 = 0.9;
-
-/// Error messages echo at most this many characters of user input.
-const MAX_ECHO_CHARS: usize = 64;
-
-/// Longest accepted `data=file:<name>` name, in characters.
-const MAX_FILE_NAME_CHARS: usize = 1024;
-
-// ---------------------------------------------------------------------------------------
-// Enums
-// ---------------------------------------------------------------------------------------
-
-/// Which family of model to train. Text: `bert|opt|vit`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(into = "String", try_from = "String")]
-pub enum ModelKind {
-    /// Bidirectional encoder trained with masked-language modelling.
-    Bert,
-    /// Causal decoder trained with next-token prediction.
-    Opt,
-    /// Vision transformer classifying built-in synthetic images.
-    Vit,
-}
-
-/// Which attention normalisation to use. Text: `vanilla|clipped|gated|softmax1|sink`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(into = "String", try_from = "String")]
-pub enum AttnKind {
-    /// Plain softmax attention.
-    Vanilla,
-    /// Clipped softmax, `clip((ζ − γ)·softmax(x) + γ, 0, 1)` (the paper's Eq. 4).
-    Clipped,
-    /// Gated attention, `sigmoid(G(x)) ⊙ softmax(QKᵀ/√d)V` (the paper's Eq. 5).
-    Gated,
-    /// "Softmax + 1": an implicit extra zero logit in the denominator, so a head can put
-    /// (almost) no weight anywhere.
-    Softmax1,
-    /// An extra always-present key slot (attention sink) a head can attend to instead of
-    /// the real tokens.
-    Sink,
-}
-
-/// The gating function `G` of gated attention. Text: `uph|cph|linear|mlp|allheads`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(into = "String", try_from = "String")]
-pub enum GateKind {
-    /// One learned scalar per head, independent of the input (`unconditional_per_head` in
-    /// the paper's code).
-    UnconditionalPerHead,
-    /// One gate per head and sequence, computed from the sequence (`conditional_per_head`).
-    ConditionalPerHead,
-    /// One gate per head and token from a linear map of that head's slice of the input
-    /// (`conditional_per_token`, the paper's default "Linear" gate).
-    Linear,
-    /// Like `Linear` but through a small MLP with `d_head / 4` hidden units.
-    Mlp,
-    /// One linear map from the whole hidden vector to all `H` gates ("All-heads-linear").
-    AllHeads,
-}
-
-/// The learning-rate schedule after the linear warm-up. Text: `linear|const`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(into = "String", try_from = "String")]
-pub enum Schedule {
-    /// Linear decay to 0 at the last step (HF `get_linear_schedule_with_warmup`, the paper's).
-    Linear,
-    /// Constant after warm-up, as Gu et al. 2025 and Guo et al. 2024 train: the integrated
-    /// learning rate is about twice the linear schedule's, and sinks grow with it.
-    Const,
-}
-
-/// Where training text comes from. Text: `synthetic`, `tinyshakespeare`, `file:<name>`, or
-/// `bb` / `bb:<one of those>` for Bigram-Backcopy sequences built from that text.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(into = "String", try_from = "String")]
-pub enum DataSource {
-    /// The built-in synthetic generator (the only source `model=vit` accepts).
-    Synthetic,
-    /// The built-in tinyshakespeare text (Karpathy's char-rnn corpus, 1.1 MB, public domain),
-    /// the corpus of docs/results.md: native builds embed it, the browser app fetches it.
-    Shakespeare,
-    /// A named text file; the name is opaque here and resolved by the caller.
-    File(String),
-    /// Bigram-Backcopy sequences (Guo et al. 2024, arXiv 2410.13835) generated from the bigram
-    /// table of the inner source (never itself `bb`): text `bb` (tinyshakespeare) or
-    /// `bb:<source>`. See [`crate::data::bigram_backcopy`].
-    BigramBackcopy(Box<DataSource>),
-}
-
-/// Implements `Display`, `FromStr` (with a `String` error) and the `String` conversions that
-/// serde uses, from one table of canonical spellings, so the three cannot drift apart.
-macro_rules! text_enum {
-    ($ty:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
-        impl $ty {
-            /// Every variant, in canonical order.
-            pub const ALL: &'static [$ty] = &[$($ty::$variant),+];
-
-            /// The canonical text of this variant.
-            pub fn as_str(self) -> &'static str {
-                match self {
-                    $($ty::$variant => $text),+
-                }
-            }
-        }
-
-        impl fmt::Display for $ty {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-
-        impl FromStr for $ty {
-            type Err = String;
-
-            fn from_str(s: &str) -> Result<Self, String> {
-                match s {
-                    $($text => Ok($ty::$variant),)+
-                    _ => Err(format!(
-                        "expected one of {}, got `{}`",
-                        [$($text),+].join("|"),
-                        echo(s)
-                    )),
-                }
-            }
-        }
-
-        impl From<$ty> for String {
-            fn from(value: $ty) -> String {
-                value.as_str().to_owned()
-            }
-        }
-
-        impl TryFrom<String> for $ty {
-            type Error = String;
-
-            fn try_from(value: String) -> Result<Self, String> {
-                value.parse()
-            }
-        }
-    };
-}
-
-text_enum!(ModelKind { Bert => "bert", Opt => "opt", Vit => "vit" });
-text_enum!(Schedule { Linear => "linear", Const => "const" });
-text_enum!(AttnKind {
-    Vanilla => "vanilla",
-    Clipped => "clipped",
-    Gated => "gated",
-    Softmax1 => "softmax1",
-    Sink => "sink",
-});
-text_enum!(GateKind {
-    UnconditionalPerHead => "uph",
-    ConditionalPerHead => "cph",
-    Linear => "linear",
-    Mlp => "mlp",
-    AllHeads => "allheads",
-});
-
-impl fmt::Display for DataSource {
-    /// The unencoded text (`file:my data.txt`); [`RunSpec::to_canonical`] percent-encodes it.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            DataSource::Synthetic => f.write_str("synthetic"),
-            DataSource::Shakespeare => f.write_str("tinyshakespeare"),
-            DataSource::File(name) => write!(f, "file:{name}"),
-            DataSource::BigramBackcopy(inner) if **inner == DataSource::Shakespeare => {
-                f.write_str("bb")
-            }
-            DataSource::BigramBackcopy(inner) => write!(f, "bb:{inner}"),
-        }
-    }
-}
-
-impl FromStr for DataSource {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, String> {
-        if s == "synthetic" {
-            return Ok(DataSource::Synthetic);
-        }
-        if s == "tinyshakespeare" {
-            return Ok(DataSource::Shakespeare);
-        }
-        if s == "bb" {
-            return Ok(DataSource::BigramBackcopy(Box::new(
-                DataSource::Shakespeare,
-            )));
-        }
-        if let Some(inner) = s.strip_prefix("bb:") {
-            if inner == "bb" || inner.starts_with("bb:") {
-                return Err("`bb:` takes a text source (synthetic, tinyshakespeare or \
-                            file:<name>), not another `bb`"
-                    .to_owned());
-            }
-            return Ok(DataSource::BigramBackcopy(Box::new(inner.parse()?)));
-        }
-        let Some(name) = s.strip_prefix("file:") else {
-            return Err(format!(
-                "expected `synthetic`, `tinyshakespeare`, `file:<name>`, `bb` or `bb:<source>`, \
-                 got `{}`",
-                echo(s)
-            ));
-        };
-        if name.is_empty() {
-            return Err("the file name after `file:` is empty".to_owned());
-        }
-        let chars = name.chars().count();
-        if chars > MAX_FILE_NAME_CHARS {
-            return Err(format!(
-                "the file name is {chars} characters long, at most {MAX_FILE_NAME_CHARS} allowed"
-            ));
-        }
-        // A control character (NUL above all) cannot be part of a usable path and would make
-        // the URL and the log lines misleading.
-        if name.chars().any(char::is_control) {
-            return Err(format!(
-                "the file name `{}` contains a control character",
-                echo(name)
-            ));
-        }
-        Ok(DataSource::File(name.to_owned()))
-    }
-}
-
-impl From<DataSource> for String {
-    fn from(value: DataSource) -> String {
-        value.to_string()
-    }
-}
-
-impl TryFrom<String> for DataSource {
-    type Error = String;
-
-    fn try_from(value: String) -> Result<Self, String> {
-        value.parse()
-    }
-}
-
-impl DataSource {
-    /// The source text actually read: the inner source of `bb:…`, else itself.
-    pub fn text_source(&self) -> &DataSource {
-        match self {
-            DataSource::BigramBackcopy(inner) => inner,
-            other => other,
-        }
-    }
-
-    /// The file name to read or upload, if the text comes from a file (also under `bb:`).
-    pub fn file_name(&self) -> Option<&str> {
-        match self.text_source() {
-            DataSource::File(name) => Some(name),
-            _ => None,
-        }
-    }
-
-    pub fn is_bigram_backcopy(&self) -> bool {
-        matches!(self, DataSource::BigramBackcopy(_))
-    }
-}
 
 // ---------------------------------------------------------------------------------------
 // Error
@@ -381,134 +93,123 @@ impl std::error::Error for SpecError {}
 
 /// Everything that determines a training run. See the module docs for the text form.
 ///
-/// The serde field names are the canonical keys, so the JSON record reads like the URL.
+/// The serde field names are the canonical keys, so the JSON record reads like the URL. Each
+/// field's key, default, allowed values and paper name are in [`KEY_TABLE`]; the field docs
+/// add only what a table line cannot say.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RunSpec {
-    /// Spec format version; only 1 exists. Key `v`. Default: 1.
+    /// Key `v`: the spec format version.
     #[serde(rename = "v")]
     pub version: u32,
-    /// Model family. Key `model`. Default: `bert`.
+    /// Key `model`.
     pub model: ModelKind,
-    /// L, the number of transformer blocks. Key `layers`, range 1..=48. Default: 2.
+    /// Key `layers`: L, the number of transformer blocks.
     pub layers: usize,
-    /// d_model, the hidden size. Key `d`, range 8..=4096. Default: 64.
+    /// Key `d`: d_model, the hidden size.
     #[serde(rename = "d")]
     pub d_model: usize,
-    /// H, the number of attention heads; must divide `d` with `d / H >= 4`. Key `heads`.
-    /// Default: 4.
+    /// Key `heads`: H, the number of attention heads.
     pub heads: usize,
-    /// d_ff, the FFN inner size (`intermediate_size` in HF configs). Key `ffn`,
-    /// range 1..=16384. Default: 256.
+    /// Key `ffn`: d_ff, the FFN inner size (`intermediate_size` in HF configs).
     #[serde(rename = "ffn")]
     pub d_ff: usize,
-    /// T, tokens per sequence for bert/opt, including the special CLS/SEP or BOS tokens.
-    /// Ignored by vit, whose T is `(img/patch)^2 + 1`. Key `seq`, range 4..=2048.
-    /// Default: 32.
+    /// Key `seq`: T for bert/opt, including the special CLS/SEP or BOS tokens. Ignored by
+    /// vit, whose T is `(img/patch)^2 + 1` ([`RunSpec::seq_tokens`]).
     #[serde(rename = "seq")]
     pub seq_len: usize,
-    /// Sequences (or images) per training batch. Key `batch`, range 1..=4096. Default: 16.
+    /// Key `batch`.
     pub batch: usize,
-    /// ViT image side in pixels. Key `img`, range 4..=512. Default: 32.
+    /// Key `img`: the ViT image side in pixels.
     #[serde(rename = "img")]
     pub image: usize,
-    /// ViT patch side in pixels; must divide `img`. Key `patch`. Default: 4.
+    /// Key `patch`: the ViT patch side in pixels.
     pub patch: usize,
-    /// ViT number of classes. Key `classes`, range 2..=16. Default: 4.
+    /// Key `classes`: the ViT's classes.
     pub classes: usize,
-    /// ViT LayerNorm right after the patch embedding, as in the paper's ViT. Key
-    /// `patch_ln` (`true|false|1|0`). Default: true.
+    /// Key `patch_ln`.
     pub patch_ln: bool,
-    /// Attention variant. Key `attn`. Default: `vanilla`.
+    /// Key `attn`.
     pub attn: AttnKind,
-    /// γ (gamma), the lower stretch of clipped softmax in the paper's Eq. 4 (`gamma` in the
-    /// paper's code); must be <= 0. Overridden by `alpha` when that is set. Key `gamma`.
-    /// Default: -0.015 (α ≈ 0.5 at T = 32: clips heads that want to do nothing without clipping the near-uniform attention of a fresh model).
+    /// Key `gamma`: γ, the lower stretch of clipped softmax in the paper's Eq. 4 (`gamma` in
+    /// the paper's code). The model uses [`RunSpec::gamma_effective`].
     pub gamma: f64,
-    /// ζ (zeta), the upper stretch of clipped softmax in the paper's Eq. 4 (`eta` in the
-    /// paper's code); must be >= 1. Key `zeta`. Default: 1.0.
+    /// Key `zeta`: ζ, the upper stretch of clipped softmax in Eq. 4 (`eta` in the paper's
+    /// code). The model uses [`RunSpec::zeta_effective`].
     pub zeta: f64,
-    /// α (alpha): when set, γ = −α/T instead of `gamma` and ζ = 1 whatever `zeta` says
-    /// (`--alpha` in the paper's code hard-codes `eta=1.0`), so the clip threshold scales with
-    /// the sequence length. Must be > 0. Key `alpha`
-    /// (`none` or empty for unset; emitted only when set). Default: unset.
+    /// Key `alpha`: when set, γ = −α/T instead of `gamma` and ζ = 1 whatever `zeta` says
+    /// (`--alpha` in the paper's code hard-codes `eta=1.0`), so the clip threshold scales
+    /// with the sequence length. Emitted in the canonical text only when set.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub alpha: Option<f64>,
-    /// Steps over which clipped softmax's γ ramps linearly from 0 to its value (ζ likewise
-    /// from 1), so a fresh model's near-uniform attention is not clipped to zero at α ≥ 1
-    /// (the "dead start"); 0 uses the full γ from the first step, as the paper does. Not in
-    /// the paper. Key `gamma_warmup`, range 0..=10000000. Default: 0.
+    /// Key `gamma_warmup`: steps over which clipped softmax's γ ramps linearly from 0 (ζ from
+    /// 1), so a fresh model's near-uniform attention is not clipped to zero at α ≥ 1 (the
+    /// "dead start"); 0 uses the full γ from the first step, as the paper does.
     pub gamma_warmup: usize,
-    /// The gating function G(x) of gated attention (the paper's Eq. 5). Key `gate`.
-    /// Default: `linear`.
+    /// Key `gate`: the gating function G(x) of gated attention (the paper's Eq. 5).
     pub gate: GateKind,
-    /// π_init, the gate's initial open probability: the gate bias starts at logit(π_init)
-    /// (`attn_gate_init` in the paper's code). Open interval (0, 1). Key `pi`.
-    /// Default: 0.25.
+    /// Key `pi`: π_init, the gate's initial open probability; the gate bias starts at
+    /// logit(π_init) (`attn_gate_init` in the paper's code).
     #[serde(rename = "pi")]
     pub pi_init: f64,
-    /// Number of optimiser steps. Key `steps`, range 1..=10000000. Default: 300.
+    /// Key `steps`.
     pub steps: usize,
-    /// Peak learning rate, reached after warm-up. Key `lr`, in (0, 10]. Default: 1e-3.
+    /// Key `lr`: the peak learning rate, reached after warm-up.
     pub lr: f64,
-    /// Linear warm-up steps, followed by linear decay to 0 (more than `steps` only warns). Key `warmup`.
-    /// Default: 30.
+    /// Key `warmup`: linear warm-up steps (more than `steps` only warns).
     pub warmup: usize,
-    /// What the learning rate does after warm-up: `linear` decays to 0 at the last step (the
-    /// paper's), `const` holds it. Key `sched`. Default: `linear`.
+    /// Key `sched`: what the learning rate does after warm-up.
     pub sched: Schedule,
-    /// AdamW decoupled weight decay. Key `wd`, in [0, 1]. Default: 0.01.
+    /// Key `wd`: AdamW decoupled weight decay.
     #[serde(rename = "wd")]
     pub weight_decay: f64,
-    /// Also decay LayerNorm γ (the paper's OPT scripts pass `--wd_LN_gamma`; its Table 6 shows
-    /// the effect). Biases and LayerNorm β are never decayed. Key `ln_wd`. Default: false.
+    /// Key `ln_wd`: also decay LayerNorm γ (the paper's OPT scripts pass `--wd_LN_gamma`; its
+    /// Table 6 shows the effect). Biases and LayerNorm β are never decayed.
     pub ln_wd: bool,
-    /// Adam β₁. Key `b1`, in [0, 1). Default: 0.9.
+    /// Key `b1`: Adam β₁.
     #[serde(rename = "b1")]
     pub beta1: f64,
-    /// Adam β₂. Key `b2`, in [0, 1). Default: 0.999.
+    /// Key `b2`: Adam β₂.
     #[serde(rename = "b2")]
     pub beta2: f64,
-    /// Adam ε. Key `eps`, in (0, 1]. Default: 1e-8.
+    /// Key `eps`: Adam ε.
     pub eps: f64,
-    /// Global gradient-norm clip; 0 disables clipping. Key `clip`, >= 0. Default: 1.0.
+    /// Key `clip`: the global gradient-norm clip; 0 disables clipping.
     pub clip: f64,
-    /// Dropout probability during training, on the embeddings, the attention and FFN outputs
-    /// before their residual sums and, for BERT, the attention probabilities (HF's
+    /// Key `dropout`: dropout during training, on the embeddings, the attention and FFN
+    /// outputs before their residual sums and, for BERT, the attention probabilities (HF's
     /// `hidden_dropout_prob` / `attention_probs_dropout_prob`, 0.1 in the paper's BERT and
-    /// OPT runs). Masks come from the run seed's `Dropout` stream. Key `dropout`, in [0, 1).
-    /// Default: 0.
+    /// OPT runs). Masks come from the run seed's `Dropout` stream.
     pub dropout: f64,
-    /// Standard deviation of the normal init of embeddings, FFN and output heads (HF's
-    /// `initializer_range`); Q/K/V/out projections keep PyTorch's default Linear init.
-    /// Key `init_std`, in (0, 1]. Default: 0.02.
+    /// Key `init_std`: standard deviation of the normal init of embeddings, FFN and output
+    /// heads (HF's `initializer_range`); Q/K/V/out projections keep PyTorch's default Linear
+    /// init.
     pub init_std: f64,
-    /// BERT masking probability. Key `mask`, open interval (0, 1). Default: 0.15.
+    /// Key `mask`: the BERT masking probability.
     #[serde(rename = "mask")]
     pub mask_prob: f64,
-    /// The single run seed from which every random stream is derived. Key `seed`.
-    /// Default: 0.
+    /// Key `seed`: the single run seed from which every random stream is derived.
     pub seed: u64,
-    /// Training data source; `model=vit` accepts only `synthetic`. Key `data`.
-    /// Default: `synthetic`.
+    /// Key `data`: where training text comes from; `model=vit` accepts only `synthetic`.
     pub data: DataSource,
-    /// Bigram-Backcopy triggers: the k most frequent characters of the source text, after
-    /// which the next character copies the one before the trigger. Used only with `data=bb…`.
-    /// Key `bb_k`, range 1..=16. Default: 3 (Guo et al.'s setting).
+    /// Key `bb_k`: Bigram-Backcopy triggers, the k most frequent characters of the source
+    /// text, after which the next character copies the one before the trigger (Guo et al.'s
+    /// setting is 3). Used only with `data=bb…`.
     pub bb_k: usize,
-    /// OPT only: whether every row starts with the fixed \[BOS\] token at position 0. Off,
-    /// a row is a plain window of text (position 0 holds the character before it), as in
-    /// the paper's OPT pipeline, which chunks concatenated text so that rows start
+    /// Key `bos`, OPT only: whether every row starts with the fixed \[BOS\] token at position
+    /// 0. Off, a row is a plain window of text (position 0 holds the character before it), as
+    /// in the paper's OPT pipeline, which chunks concatenated text so that rows start
     /// mid-document. A fixed BOS hands vanilla heads a ready-made sink (a unique token at a
-    /// unique position), so they can do nothing without growing outliers. Key `bos`.
-    /// Default: true.
+    /// unique position), so they can do nothing without growing outliers.
     pub bos: bool,
-    /// Evaluate every N steps; 0 evaluates only at the end. Key `eval_every`. Default: 50.
+    /// Key `eval_every`: evaluate every N steps; 0 evaluates only at the end.
     pub eval_every: usize,
-    /// Held-out batches per evaluation. Key `eval_batches`, range 1..=10000. Default: 8.
+    /// Key `eval_batches`: held-out batches per evaluation.
     pub eval_batches: usize,
 }
 
+/// The defaults of [`KEY_TABLE`], written out so they need no parsing; a test compares the two
+/// key by key.
 impl Default for RunSpec {
     fn default() -> Self {
         RunSpec {
@@ -593,111 +294,29 @@ impl RunSpec {
     /// Sets one field from its canonical key and (already percent-decoded) text value, as a
     /// CLI flag does. Checks the value's syntax and its own range; constraints between
     /// fields are left to [`RunSpec::validate`]. On error `self` is unchanged.
-    pub fn set(&mut self, key: &str, value: &str) -> Result<(), SpecError> {
+    pub fn set(&mut self, name: &str, value: &str) -> Result<(), SpecError> {
+        let Some(row) = key(name) else {
+            return Err(unknown_key(name));
+        };
         // Assign into a copy so a value that parses but is out of range never lands in self.
         let mut next = self.clone();
-        match key {
-            "v" => next.version = parse_num(key, value)?,
-            "model" => next.model = parse_text(key, value)?,
-            "layers" => next.layers = parse_num(key, value)?,
-            "d" => next.d_model = parse_num(key, value)?,
-            "heads" => next.heads = parse_num(key, value)?,
-            "ffn" => next.d_ff = parse_num(key, value)?,
-            "seq" => next.seq_len = parse_num(key, value)?,
-            "batch" => next.batch = parse_num(key, value)?,
-            "img" => next.image = parse_num(key, value)?,
-            "patch" => next.patch = parse_num(key, value)?,
-            "classes" => next.classes = parse_num(key, value)?,
-            "patch_ln" => next.patch_ln = parse_bool(key, value)?,
-            "attn" => next.attn = parse_text(key, value)?,
-            "gamma" => next.gamma = parse_f64(key, value)?,
-            "zeta" => next.zeta = parse_f64(key, value)?,
-            "alpha" => {
-                next.alpha = match value {
-                    "" | "none" => None,
-                    _ => Some(parse_f64(key, value)?),
-                }
-            }
-            "gamma_warmup" => next.gamma_warmup = parse_num(key, value)?,
-            "gate" => next.gate = parse_text(key, value)?,
-            "pi" => next.pi_init = parse_f64(key, value)?,
-            "steps" => next.steps = parse_num(key, value)?,
-            "lr" => next.lr = parse_f64(key, value)?,
-            "warmup" => next.warmup = parse_num(key, value)?,
-            "sched" => next.sched = parse_text(key, value)?,
-            "wd" => next.weight_decay = parse_f64(key, value)?,
-            "ln_wd" => next.ln_wd = parse_bool(key, value)?,
-            "b1" => next.beta1 = parse_f64(key, value)?,
-            "b2" => next.beta2 = parse_f64(key, value)?,
-            "eps" => next.eps = parse_f64(key, value)?,
-            "clip" => next.clip = parse_f64(key, value)?,
-            "dropout" => next.dropout = parse_f64(key, value)?,
-            "init_std" => next.init_std = parse_f64(key, value)?,
-            "mask" => next.mask_prob = parse_f64(key, value)?,
-            "seed" => next.seed = parse_num(key, value)?,
-            "data" => next.data = parse_text(key, value)?,
-            "bb_k" => next.bb_k = parse_num(key, value)?,
-            "bos" => next.bos = parse_bool(key, value)?,
-            "eval_every" => next.eval_every = parse_num(key, value)?,
-            "eval_batches" => next.eval_batches = parse_num(key, value)?,
-            _ => return Err(unknown_key(key)),
-        }
-        next.check_field(key)?;
+        row.set(&mut next, value)?;
+        next.check_field(name)?;
         *self = next;
         Ok(())
     }
 
     /// The canonical, unencoded text of one field (`alpha` gives `none` when unset), or
     /// `None` for an unknown key. `set(key, &get(key).unwrap())` is always a no-op.
-    pub fn get(&self, key: &str) -> Option<String> {
-        Some(match key {
-            "v" => self.version.to_string(),
-            "model" => self.model.to_string(),
-            "layers" => self.layers.to_string(),
-            "d" => self.d_model.to_string(),
-            "heads" => self.heads.to_string(),
-            "ffn" => self.d_ff.to_string(),
-            "seq" => self.seq_len.to_string(),
-            "batch" => self.batch.to_string(),
-            "img" => self.image.to_string(),
-            "patch" => self.patch.to_string(),
-            "classes" => self.classes.to_string(),
-            "patch_ln" => self.patch_ln.to_string(),
-            "attn" => self.attn.to_string(),
-            "gamma" => format_f64(self.gamma),
-            "zeta" => format_f64(self.zeta),
-            "alpha" => self.alpha.map_or_else(|| "none".to_owned(), format_f64),
-            "gamma_warmup" => self.gamma_warmup.to_string(),
-            "gate" => self.gate.to_string(),
-            "pi" => format_f64(self.pi_init),
-            "steps" => self.steps.to_string(),
-            "lr" => format_f64(self.lr),
-            "warmup" => self.warmup.to_string(),
-            "sched" => self.sched.to_string(),
-            "wd" => format_f64(self.weight_decay),
-            "ln_wd" => self.ln_wd.to_string(),
-            "b1" => format_f64(self.beta1),
-            "b2" => format_f64(self.beta2),
-            "eps" => format_f64(self.eps),
-            "clip" => format_f64(self.clip),
-            "dropout" => format_f64(self.dropout),
-            "init_std" => format_f64(self.init_std),
-            "mask" => format_f64(self.mask_prob),
-            "seed" => self.seed.to_string(),
-            "data" => self.data.to_string(),
-            "bb_k" => self.bb_k.to_string(),
-            "bos" => self.bos.to_string(),
-            "eval_every" => self.eval_every.to_string(),
-            "eval_batches" => self.eval_batches.to_string(),
-            _ => return None,
-        })
+    pub fn get(&self, name: &str) -> Option<String> {
+        key(name).map(|row| row.get(self))
     }
 
     /// Every range check and every cross-field constraint. The first failure is returned,
     /// checking single fields in canonical key order before cross-field constraints.
     pub fn validate(&self) -> Result<(), SpecError> {
-        for key in KEYS {
-            self.check_field(key)?;
+        for row in KEY_TABLE {
+            self.check_field(row.name)?;
         }
 
         // The paper's per-head conditional gate pools its logits over all tokens, future ones
@@ -972,83 +591,18 @@ impl RunSpec {
 
     /// The range check of one field on its own (cross-field constraints live in
     /// [`RunSpec::validate`]). Unknown keys pass, as [`RunSpec::set`] has refused them.
-    fn check_field(&self, key: &str) -> Result<(), SpecError> {
-        match key {
-            "v" if self.version != 1 => Err(SpecError::new(
-                key,
+    fn check_field(&self, name: &str) -> Result<(), SpecError> {
+        // The table's `1..=1` would be right but would not say why.
+        if name == "v" && self.version != 1 {
+            return Err(SpecError::new(
+                name,
                 format!(
                     "unsupported spec version {}; this build reads only v=1",
                     self.version
                 ),
-            )),
-            "layers" => check_range(key, self.layers, 1, 48),
-            "d" => check_range(key, self.d_model, 8, 4096),
-            "heads" => check_range(key, self.heads, 1, 4096),
-            "ffn" => check_range(key, self.d_ff, 1, 16384),
-            "seq" => check_range(key, self.seq_len, 4, 2048),
-            "batch" => check_range(key, self.batch, 1, 4096),
-            "img" => check_range(key, self.image, 4, 512),
-            "patch" => check_range(key, self.patch, 1, 512),
-            "classes" => check_range(key, self.classes, 2, 16),
-            "gamma" => check_f64(key, self.gamma, self.gamma <= 0.0, "<= 0"),
-            "zeta" => check_f64(key, self.zeta, self.zeta >= 1.0, ">= 1"),
-            "alpha" => match self.alpha {
-                Some(alpha) => check_f64(key, alpha, alpha > 0.0, "> 0 (or `none`)"),
-                None => Ok(()),
-            },
-            "pi" => check_f64(key, self.pi_init, open_unit(self.pi_init), "in (0, 1)"),
-            "steps" => check_range(key, self.steps, 1, 10_000_000),
-            "gamma_warmup" => check_range(key, self.gamma_warmup, 0, 10_000_000),
-            "bb_k" => check_range(key, self.bb_k, 1, 16),
-            "lr" => check_f64(key, self.lr, self.lr > 0.0 && self.lr <= 10.0, "in (0, 10]"),
-            "wd" => check_f64(
-                key,
-                self.weight_decay,
-                (0.0..=1.0).contains(&self.weight_decay),
-                "in [0, 1]",
-            ),
-            "b1" => check_f64(
-                key,
-                self.beta1,
-                (0.0..1.0).contains(&self.beta1),
-                "in [0, 1)",
-            ),
-            "b2" => check_f64(
-                key,
-                self.beta2,
-                (0.0..1.0).contains(&self.beta2),
-                "in [0, 1)",
-            ),
-            "eps" => check_f64(
-                key,
-                self.eps,
-                self.eps > 0.0 && self.eps <= 1.0,
-                "in (0, 1]",
-            ),
-            "clip" => check_f64(key, self.clip, self.clip >= 0.0, ">= 0 (0 disables)"),
-            "dropout" => check_f64(
-                key,
-                self.dropout,
-                (0.0..1.0).contains(&self.dropout),
-                "in [0, 1)",
-            ),
-            "init_std" => check_f64(
-                key,
-                self.init_std,
-                self.init_std > 0.0 && self.init_std <= 1.0,
-                "in (0, 1]",
-            ),
-            "mask" => check_f64(key, self.mask_prob, open_unit(self.mask_prob), "in (0, 1)"),
-            // Re-check the text rules in case the spec was built as a struct or from JSON.
-            "data" => {
-                let text = self.data.to_string();
-                text.parse::<DataSource>()
-                    .map(drop)
-                    .map_err(|message| SpecError::new(key, message))
-            }
-            "eval_batches" => check_range(key, self.eval_batches, 1, 10_000),
-            _ => Ok(()),
+            ));
         }
+        key(name).map_or(Ok(()), |row| row.check(self))
     }
 }
 
@@ -1067,25 +621,6 @@ impl FromStr for RunSpec {
     }
 }
 
-// ---------------------------------------------------------------------------------------
-// Helpers
-// ---------------------------------------------------------------------------------------
-
-/// User input as shown in messages: at most [`MAX_ECHO_CHARS`] characters (cut on a char
-/// boundary) so a megabyte of garbage does not become a megabyte of error.
-fn echo(text: &str) -> String {
-    if text.is_empty() {
-        // A field must never be blank: `=5` names "(empty)" rather than nothing.
-        return "(empty)".to_owned();
-    }
-    let mut chars = text.chars();
-    let mut shown: String = chars.by_ref().take(MAX_ECHO_CHARS).collect();
-    if chars.next().is_some() {
-        shown.push('…');
-    }
-    shown
-}
-
 fn unknown_key(key: &str) -> SpecError {
     SpecError::new(
         &echo(key),
@@ -1093,157 +628,7 @@ fn unknown_key(key: &str) -> SpecError {
     )
 }
 
-fn parse_num<T: FromStr>(key: &str, value: &str) -> Result<T, SpecError> {
-    value.parse().map_err(|_| {
-        SpecError::new(
-            key,
-            format!(
-                "expected a non-negative whole number, got `{}`",
-                echo(value)
-            ),
-        )
-    })
-}
-
-/// Parses a finite float. Rust accepts both `0.001` and `1e-3`, and also `nan`/`inf`, which
-/// are refused here because they cannot describe a run.
-fn parse_f64(key: &str, value: &str) -> Result<f64, SpecError> {
-    match value.parse::<f64>() {
-        Ok(x) if x.is_finite() => Ok(x),
-        Ok(_) => Err(SpecError::new(
-            key,
-            format!("expected a finite number, got `{}`", echo(value)),
-        )),
-        Err(_) => Err(SpecError::new(
-            key,
-            format!("expected a number, got `{}`", echo(value)),
-        )),
-    }
-}
-
-fn parse_bool(key: &str, value: &str) -> Result<bool, SpecError> {
-    match value {
-        "true" | "1" => Ok(true),
-        "false" | "0" => Ok(false),
-        _ => Err(SpecError::new(
-            key,
-            format!("expected one of true|false|1|0, got `{}`", echo(value)),
-        )),
-    }
-}
-
-fn parse_text<T: FromStr<Err = String>>(key: &str, value: &str) -> Result<T, SpecError> {
-    value
-        .parse()
-        .map_err(|message| SpecError::new(key, message))
-}
-
-fn check_range(key: &str, value: usize, lo: usize, hi: usize) -> Result<(), SpecError> {
-    if (lo..=hi).contains(&value) {
-        Ok(())
-    } else {
-        Err(SpecError::new(
-            key,
-            format!("must be in {lo}..={hi}, got {value}"),
-        ))
-    }
-}
-
-/// `ok` is the field's own condition; written so that NaN fails it (every comparison with
-/// NaN is false), and non-finite values are refused first with a clearer message.
-fn check_f64(key: &str, value: f64, ok: bool, allowed: &str) -> Result<(), SpecError> {
-    if !value.is_finite() {
-        Err(SpecError::new(
-            key,
-            format!("must be a finite number, got {value}"),
-        ))
-    } else if ok {
-        Ok(())
-    } else {
-        Err(SpecError::new(
-            key,
-            format!("must be {allowed}, got {}", format_f64(value)),
-        ))
-    }
-}
-
-/// A value for a human to read, not to parse back: 4 decimals, or 4 significant digits
-/// when that would round a small value away.
-fn approx(x: f64) -> String {
-    if x.abs() >= 1e-3 {
-        format!("{x:.4}")
-    } else {
-        format!("{x:.3e}")
-    }
-}
-
-fn open_unit(x: f64) -> bool {
-    x > 0.0 && x < 1.0
-}
-
-/// The shorter of Rust's `{}` and `{:e}` forms (`{}` on a tie). Both print the shortest
-/// digits that parse back to the same f64, so the canonical text round-trips bit-exactly;
-/// the choice only keeps `1e-8` from being spelled `0.00000001`.
-fn format_f64(x: f64) -> String {
-    let plain = format!("{x}");
-    let sci = format!("{x:e}");
-    if plain.len() > sci.len() { sci } else { plain }
-}
-
-fn is_unreserved(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'~' | b':' | b'/' | b'-')
-}
-
-fn percent_encode_into(value: &str, out: &mut String) {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    for b in value.bytes() {
-        if is_unreserved(b) {
-            out.push(char::from(b));
-        } else {
-            out.push('%');
-            out.push(char::from(HEX[usize::from(b >> 4)]));
-            out.push(char::from(HEX[usize::from(b & 0xf)]));
-        }
-    }
-}
-
-/// Decodes every `%XX`; a `%` not followed by two hex digits, or bytes that are not UTF-8
-/// once decoded, are errors rather than being passed through, so a mangled URL is noticed.
-pub(crate) fn percent_decode(raw: &str) -> Result<String, String> {
-    fn hex(b: u8) -> Option<u8> {
-        char::from(b)
-            .to_digit(16)
-            .and_then(|d| u8::try_from(d).ok())
-    }
-    let bytes = raw.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        if b == b'%' {
-            let decoded = match (bytes.get(i + 1), bytes.get(i + 2)) {
-                (Some(&hi), Some(&lo)) => hex(hi).zip(hex(lo)).map(|(hi, lo)| hi << 4 | lo),
-                _ => None,
-            };
-            let Some(decoded) = decoded else {
-                return Err(format!(
-                    "invalid percent-escape in `{}` (expected `%` and two hex digits)",
-                    echo(raw)
-                ));
-            };
-            out.push(decoded);
-            i += 3;
-        } else {
-            out.push(b);
-            i += 1;
-        }
-    }
-    String::from_utf8(out)
-        .map_err(|_| format!("`{}` is not valid UTF-8 after percent-decoding", echo(raw)))
-}
-
-// ---------------------------------------------------------------------------------------
-// Tests
-// ---------------------------------------------------------------------------------------
-
+#[cfg(test)]
+mod table_tests;
 #[cfg(test)]
 mod tests;
