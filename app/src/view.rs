@@ -3,6 +3,7 @@
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
+use qtlab_core::metrics::format_quality;
 use qtlab_core::url::{AppState, BackendChoice};
 use wasm_bindgen::JsCast;
 
@@ -110,12 +111,7 @@ fn summary_table(ctx: Ctx) -> impl IntoView {
         with_lanes(|lanes| {
             lanes.iter().map(|l| {
                 let ev = l.evals.last();
-                let metric = ev.map(|e| match (e.ppl, e.accuracy) {
-                    (Some(p), _) if p.abs() >= 1e5 => format!("{p:.2e}"),
-                    (Some(p), _) => format!("{p:.3}"),
-                    (_, Some(a)) => format!("{:.1} %", 100.0 * a),
-                    _ => "–".into(),
-                }).unwrap_or("–".into());
+                let metric = ev.and_then(|e| format_quality(e.ppl, e.accuracy)).unwrap_or("–".into());
                 let inf = ev.map(|e| format!("{:.2}", e.outliers.max_inf_norm)).unwrap_or("–".into());
                 let kurt = ev.map(|e| format!("{:.2}", e.outliers.avg_kurtosis)).unwrap_or("–".into());
                 let status = match &l.error { Some(e) => e.clone(), None => format!("{}/{}", l.step, l.steps) };
@@ -333,10 +329,8 @@ fn quant_results(ctx: Ctx) -> impl IntoView {
                 return view! { <p class="hint">"Train, then Quantize: each variant is calibrated on 16 training batches and evaluated on the held-out batches."</p> }.into_any();
             }
             let metric = lanes.first().map(|l| l.metric_name()).unwrap_or("");
-            let fmt = |m: &qtlab_core::ptq::calibrate::QuantMetric| match (m.ppl, m.accuracy) {
-                (Some(p), _) => format!("{p:.3}"),
-                (_, Some(a)) => format!("{:.1} %", 100.0 * a),
-                _ => "–".into(),
+            let fmt = |m: &qtlab_core::ptq::calibrate::QuantMetric| {
+                format_quality(m.ppl, m.accuracy).unwrap_or("–".into())
             };
             view! {
                 <table id="quant-table"><thead><tr><th>"variant"</th><th>{format!("FP {metric}")}</th>

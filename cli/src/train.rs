@@ -1,5 +1,6 @@
 //! `qtlab train`: one run, its progress bar, its record.
 
+use qtlab_core::metrics::format_quality;
 use std::io::{IsTerminal, Write};
 use std::time::Instant;
 
@@ -58,11 +59,7 @@ impl Bar {
         if self.tty {
             eprint!("\r\x1b[K");
         }
-        let metric = match (e.ppl, e.accuracy) {
-            (Some(p), _) => format!("ppl {p:.3}"),
-            (_, Some(a)) => format!("acc {:.2}%", 100.0 * a),
-            _ => String::new(),
-        };
+        let metric = quality(e.ppl, e.accuracy);
         eprintln!(
             "eval @ {}: loss {:.4}  {metric}  max inf-norm {:.3}  avg kurtosis {:.3}",
             e.step, e.loss, e.outliers.max_inf_norm, e.outliers.avg_kurtosis
@@ -155,11 +152,13 @@ pub(crate) fn train_one(spec: RunSpec, opts: &RunOpts) -> Result<RunRecord, Stri
 }
 
 fn show_metric(m: &qtlab_core::ptq::calibrate::QuantMetric) -> String {
-    match (m.ppl, m.accuracy) {
-        (Some(p), _) => format!("ppl {p:.3}"),
-        (_, Some(a)) => format!("acc {:.2}%", 100.0 * a),
-        _ => String::new(),
-    }
+    quality(m.ppl, m.accuracy)
+}
+
+/// "ppl 12.345" or "acc 93.8 %", the numbers formatted as everywhere else.
+fn quality(ppl: Option<f64>, accuracy: Option<f64>) -> String {
+    let name = if ppl.is_some() { "ppl" } else { "acc" };
+    format_quality(ppl, accuracy).map_or_else(String::new, |v| format!("{name} {v}"))
 }
 
 pub(crate) fn write_json<T: serde::Serialize>(

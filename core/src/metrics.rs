@@ -334,3 +334,15 @@ impl OutlierAccumulator {
         }
     }
 }
+
+/// The headline quality number as qtlab prints it everywhere (the app's tables, the CLI's
+/// lines): perplexity to 3 decimals, in scientific notation from 1e5 (where a diverged or
+/// badly quantized model lands), and ViT's top-1 accuracy in percent to 1 decimal.
+pub fn format_quality(ppl: Option<f64>, accuracy: Option<f64>) -> Option<String> {
+    match (ppl, accuracy) {
+        (Some(p), _) if p.abs() >= 1e5 => Some(format!("{p:.2e}")),
+        (Some(p), _) => Some(format!("{p:.3}")),
+        (_, Some(a)) => Some(format!("{:.1} %", 100.0 * a)),
+        _ => None,
+    }
+}

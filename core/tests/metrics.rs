@@ -122,3 +122,19 @@ fn noop_masses_over_selected_queries_by_hand() {
     let (f, dm) = noop_masses_over(probs, delim, other);
     assert!((vals(f)[0] - 0.7).abs() < 1e-6 && (vals(dm)[0] - 0.2).abs() < 1e-6);
 }
+
+#[test]
+fn quality_is_formatted_one_way() {
+    use qtlab_core::metrics::format_quality;
+    assert_eq!(
+        format_quality(Some(12.34567), None).as_deref(),
+        Some("12.346")
+    );
+    // A diverged model's perplexity stays readable.
+    assert_eq!(format_quality(Some(2.5e7), None).as_deref(), Some("2.50e7"));
+    assert_eq!(
+        format_quality(None, Some(0.9375)).as_deref(),
+        Some("93.8 %")
+    );
+    assert_eq!(format_quality(None, None), None);
+}
