@@ -144,6 +144,7 @@ macro_rules! text_enum {
         }
     };
 }
+pub(crate) use text_enum;
 
 text_enum!(ModelKind { Bert => "bert", Opt => "opt", Vit => "vit" });
 text_enum!(Schedule { Linear => "linear", Const => "const" });
