@@ -122,13 +122,11 @@ pub(crate) fn parse_args(args: &[String]) -> Result<(RunSpec, RunOpts), String> 
             "weight-range" => {
                 opts.weight_range = match value.as_str() {
                     "auto" => None,
-                    "minmax" => Some(WeightRange::MinMax),
-                    "mse" => Some(WeightRange::Mse),
-                    other => {
-                        return Err(format!(
-                            "--weight-range expects auto|minmax|mse, got `{other}`"
-                        ));
-                    }
+                    other => Some(
+                        other
+                            .parse::<WeightRange>()
+                            .map_err(|e| format!("--weight-range: {e} (or auto)"))?,
+                    ),
                 }
             }
             "weight-granularity" => {

@@ -169,9 +169,10 @@ impl AppState {
                 "q" => parse_points(&value).map(|p| state.quant_points = p),
                 "wr" => match value.as_str() {
                     "auto" => Ok(state.weight_range = None),
-                    "minmax" => Ok(state.weight_range = Some(WeightRange::MinMax)),
-                    "mse" => Ok(state.weight_range = Some(WeightRange::Mse)),
-                    _ => Err("expected auto, minmax or mse".to_string()),
+                    other => other
+                        .parse()
+                        .map(|range| state.weight_range = Some(range))
+                        .map_err(|_| format!("expected auto, {}", WeightRange::NAMES.join(" or "))),
                 },
                 "wg" => match value.as_str() {
                     "tensor" => Ok(state.per_channel = false),
@@ -235,10 +236,8 @@ impl AppState {
                 .collect();
             out.push_str(&format!("&q={}", list.join(",")));
         }
-        match self.weight_range {
-            Some(WeightRange::MinMax) => out.push_str("&wr=minmax"),
-            Some(WeightRange::Mse) => out.push_str("&wr=mse"),
-            None => {}
+        if let Some(range) = self.weight_range {
+            out.push_str(&format!("&wr={range}"));
         }
         if self.per_channel {
             out.push_str("&wg=channel");

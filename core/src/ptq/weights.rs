@@ -12,15 +12,18 @@ use crate::model::Model;
 use crate::quant::quantizer::{QuantParams, fake_quant, fake_quant_host};
 use crate::quant::range::mse_weight_range;
 
-/// How a weight's grid is chosen.
+/// How a weight's grid is chosen. Text: `minmax|mse`, the same in the URL, the CLI and the
+/// record (records before issue 16 wrote `min_max`, still read).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(into = "String", try_from = "String")]
 pub enum WeightRange {
     /// The tensor's own min and max (the paper's BERT setting).
     MinMax,
     /// The paper's 100-point MSE grid (its OPT setting, and its sub-8-bit weights).
     Mse,
 }
+
+crate::spec::text_enum!(WeightRange { MinMax => "minmax" | "min_max", Mse => "mse" });
 
 impl WeightRange {
     /// The paper's choice per model: min-max for BERT (and the ViT, which has no paper code),
@@ -245,4 +248,24 @@ pub fn quantize_weights(
     };
     let model = model.map(&mut q);
     (model, q.report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::WeightRange;
+
+    #[test]
+    fn weight_range_has_one_spelling_and_reads_the_old_one() {
+        for (range, name) in WeightRange::ALL.iter().zip(WeightRange::NAMES) {
+            assert_eq!(range.to_string(), *name);
+            assert_eq!(name.parse::<WeightRange>(), Ok(*range));
+            let json = serde_json::to_string(range).unwrap();
+            assert_eq!(json, format!("\"{name}\""));
+            assert_eq!(serde_json::from_str::<WeightRange>(&json).unwrap(), *range);
+        }
+        // Records written before the spellings were unified.
+        let old: WeightRange = serde_json::from_str("\"min_max\"").unwrap();
+        assert_eq!(old, WeightRange::MinMax);
+        assert!("MinMax".parse::<WeightRange>().is_err());
+    }
 }

@@ -144,6 +144,7 @@ macro_rules! text_enum {
         }
     };
 }
+pub(crate) use text_enum;
 
 text_enum!(ModelKind { Bert => "bert", Opt => "opt", Vit => "vit" });
 text_enum!(Schedule { Linear => "linear", Const => "const" });
@@ -163,7 +164,7 @@ text_enum!(GateKind {
 });
 
 impl fmt::Display for DataSource {
-    /// The unencoded text (`file:my data.txt`); [`RunSpec::to_canonical`] percent-encodes it.
+    /// The unencoded text (`file:my data.txt`); [`super::RunSpec::to_canonical`] percent-encodes it.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             DataSource::Synthetic => f.write_str("synthetic"),

@@ -31,6 +31,7 @@ mod kinds;
 mod text;
 
 pub use keys::{Allowed, KEY_TABLE, KEYS, Key, key, readme_key_table};
+pub(crate) use kinds::text_enum;
 pub use kinds::{AttnKind, DataSource, GateKind, ModelKind, Schedule};
 use text::{approx, format_f64, percent_encode_into};
 pub(crate) use text::{echo, percent_decode};
