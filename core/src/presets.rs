@@ -166,7 +166,8 @@ pub fn look_for(spec: &RunSpec) -> &'static str {
              (at most 0.15 of a head's mass on delimiters), but vanilla's FFN max |x| still climbs \
              away from an equal start: after 3,000 steps it was 1.05-5.6x the gate's in 10 of 12 \
              runs over 4 texts and 0.2-0.9x in two, largest where vanilla's maximum sat on [CLS] \
-             or [SEP], and the gate cost 0.6-1.6 perplexity."
+             or [SEP], and the gate cost 0.6-1.6 perplexity. Clipped softmax at alpha = 2 and \
+             T = 32 stalls here (perplexity 19 against 6.5), unlike the paper."
         }
         (ModelKind::Opt, _) => {
             "What to look for: in the paper, OPT heads with nothing to do park on the first \
