@@ -1,4 +1,4 @@
-// Browser soak: the default preset (gated beside vanilla) for N steps on the CPU fallback, with
+// Browser soak: the spec defaults (BERT, gated beside vanilla; the link applies over them, not over a preset) for N steps on the CPU fallback, with
 // WebAssembly memory and the JS heap sampled along the way. Fails if either grows past its bound
 // after warm-up. Usage: node e2e/soak.mjs <dist dir> [steps] [max wasm growth MiB] [max heap growth MiB]
 import { serve, browser, waitDone } from './lib.mjs';

@@ -11,5 +11,5 @@ cargo test --release --workspace --locked -j "$CARGO_BUILD_JOBS"
 echo "==> cargo doc: no broken intra-doc links"
 RUSTDOCFLAGS="-D rustdoc::broken_intra_doc_links" cargo doc --release --workspace --no-deps --locked -j "$CARGO_BUILD_JOBS"
 ./scripts/e2e.sh
-echo "==> browser soak: 2,000 steps of the default preset on the CPU fallback, memory bounded"
+echo "==> browser soak: 2,000 steps of the spec defaults (BERT, gated beside vanilla) on the CPU fallback, memory bounded"
 QTLAB_NPM="$QTLAB_NPM" node e2e/soak.mjs dist 2000 64 64
