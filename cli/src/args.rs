@@ -32,6 +32,17 @@ pub(crate) struct RunOpts {
     pub(crate) seeds: u64,
 }
 
+impl RunOpts {
+    /// The driver's options for these flags: `train`, `experiment` and `soak` all start their
+    /// runs the same way.
+    pub(crate) fn driver_opts(&self) -> qtlab_core::driver::RunOpts {
+        qtlab_core::driver::RunOpts {
+            stats_every: self.stats_every,
+            ..qtlab_core::driver::RunOpts::native(self.backend, self.threads)
+        }
+    }
+}
+
 pub(crate) fn parse_args(args: &[String]) -> Result<(RunSpec, RunOpts), String> {
     let mut opts = RunOpts {
         backend: Backend::Cpu,

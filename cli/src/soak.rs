@@ -3,7 +3,7 @@
 use std::time::Instant;
 
 use qtlab_core::dataset::RunData;
-use qtlab_core::driver::{self, Run};
+use qtlab_core::driver::Run;
 use qtlab_core::record::Event;
 
 use crate::args::parse_args;
@@ -54,10 +54,7 @@ pub(crate) fn cmd_soak(args: &[String]) -> Result<(), String> {
         spec.clone(),
         data,
         &opts.backend.device(),
-        driver::RunOpts {
-            stats_every: opts.stats_every,
-            ..driver::RunOpts::native(opts.backend, opts.threads)
-        },
+        opts.driver_opts(),
     )
     .map_err(|e| e.to_string())?;
     let warm = (steps / 20).max(1);

@@ -5,7 +5,7 @@ use std::io::{IsTerminal, Write};
 use std::time::Instant;
 
 use qtlab_core::dataset::RunData;
-use qtlab_core::driver::{self, Run};
+use qtlab_core::driver::Run;
 use qtlab_core::ptq::{QuantSettings, WeightRange, quantize_and_evaluate};
 use qtlab_core::record::{Event, RunRecord};
 use qtlab_core::spec::RunSpec;
@@ -99,16 +99,8 @@ pub(crate) fn train_one(spec: RunSpec, opts: &RunOpts) -> Result<RunRecord, Stri
             opts.backend.name()
         );
     }
-    let mut run = Run::new(
-        spec,
-        data,
-        &opts.backend.device(),
-        driver::RunOpts {
-            stats_every: opts.stats_every,
-            ..driver::RunOpts::native(opts.backend, opts.threads)
-        },
-    )
-    .map_err(|e| e.to_string())?;
+    let mut run = Run::new(spec, data, &opts.backend.device(), opts.driver_opts())
+        .map_err(|e| e.to_string())?;
     let total = run.record().steps;
     let mut bar = Bar {
         tty: std::io::stderr().is_terminal(),
