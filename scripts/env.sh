@@ -45,7 +45,9 @@ ensure_web_tools() {
   fi
   if ! trunk --version 2>/dev/null | grep -q "$TRUNK_VERSION"; then
     echo "==> installing trunk $TRUNK_VERSION (about 19 min on 2 cores, once)"
-    cargo install trunk --version "$TRUNK_VERSION" --locked --root "$QTLAB_TOOLS" -j "$CARGO_BUILD_JOBS"
+    # No default features: tools come from PATH (Trunk.toml), so Trunk needs neither TLS nor its
+    # update check, which drops rustls/aws-lc and its C build from the install.
+    cargo install trunk --version "$TRUNK_VERSION" --locked --no-default-features --root "$QTLAB_TOOLS" -j "$CARGO_BUILD_JOBS"
   fi
   if [ ! -x "$QTLAB_NPM/node_modules/.bin/wasm-opt" ]; then
     echo "==> installing binaryen@$BINARYEN_VERSION from npm"
