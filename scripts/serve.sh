@@ -3,8 +3,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
-./scripts/build-web.sh
 PORT="${PORT:-8771}"
+if ! python3 -c "import socket,sys; s=socket.socket(); s.bind(('127.0.0.1', int(sys.argv[1])))" "$PORT" 2>/dev/null; then
+  echo "error: port $PORT is in use (another serve.sh still running?); stop it, or run PORT=8772 $0" >&2
+  exit 1
+fi
+./scripts/build-web.sh
 echo
 echo "    qtlab is at:  http://127.0.0.1:$PORT/"
 echo "    (WebGPU needs a current Chrome/Edge/Safari; other browsers get the CPU fallback.)"
