@@ -1,18 +1,18 @@
 //! Command-line arguments: spec keys become a `RunSpec`, the rest `RunOpts`.
 
-use qtlab_core::Backend;
+use qtlab_core::BackendKind;
 use qtlab_core::presets::{self, Preset};
 use qtlab_core::ptq::{QuantSettings, WeightRange};
 use qtlab_core::spec::{KEYS, RunSpec};
 
 /// Options that are not part of the spec (they do not change results).
 pub(crate) struct RunOpts {
-    pub(crate) backend: Backend,
+    pub(crate) backend: BackendKind,
     pub(crate) out: Option<String>,
     pub(crate) stats_every: usize,
     pub(crate) quiet: bool,
     pub(crate) bench_steps: usize,
-    pub(crate) bench_backends: Vec<Backend>,
+    pub(crate) bench_backends: Vec<BackendKind>,
     /// Data-parallel shards on the CPU backend (0 = the default,
     /// [`qtlab_core::driver::DEFAULT_CPU_THREADS`]).
     pub(crate) threads: usize,
@@ -45,12 +45,12 @@ impl RunOpts {
 
 pub(crate) fn parse_args(args: &[String]) -> Result<(RunSpec, RunOpts), String> {
     let mut opts = RunOpts {
-        backend: Backend::Cpu,
+        backend: BackendKind::Cpu,
         out: None,
         stats_every: qtlab_core::driver::STATS_EVERY,
         quiet: false,
         bench_steps: 30,
-        bench_backends: vec![Backend::Cpu, Backend::Wgpu],
+        bench_backends: vec![BackendKind::Cpu, BackendKind::Wgpu],
         threads: 0,
         quant_bits: Vec::new(),
         weight_range: None,
@@ -107,7 +107,7 @@ pub(crate) fn parse_args(args: &[String]) -> Result<(RunSpec, RunOpts), String> 
             }
             "backend" => {
                 if value == "all" {
-                    opts.bench_backends = vec![Backend::Cpu, Backend::Wgpu];
+                    opts.bench_backends = vec![BackendKind::Cpu, BackendKind::Wgpu];
                 } else {
                     opts.backend = value.parse()?;
                     opts.bench_backends = vec![opts.backend];

@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use qtlab_core::Backend;
+use qtlab_core::BackendKind;
 use qtlab_core::burn::tensor::{Device, Distribution, Tensor};
 use qtlab_core::dataset::RunData;
 use qtlab_core::inspect::HIST_BINS;
@@ -77,7 +77,7 @@ struct Row {
 }
 
 /// `only`: run just the rows whose name contains it (the training-step rows are "step").
-pub fn run(backend: Backend, iters: usize, only: Option<&str>) -> Result<(), String> {
+pub fn run(backend: BackendKind, iters: usize, only: Option<&str>) -> Result<(), String> {
     let device = backend.device();
     println!(
         "device: {}; medians of {iters} synchronised calls each, kernel and reference alternating, after 3 warm-up calls each",

@@ -44,11 +44,11 @@ pub const DEFAULT_CPU_THREADS: usize = 2;
 impl RunOpts {
     /// Native defaults for `backend`: `threads` shards on the CPU (0 = [`DEFAULT_CPU_THREADS`]),
     /// one on wgpu (a GPU gains nothing from splitting the batch).
-    pub fn native(backend: crate::Backend, threads: usize) -> RunOpts {
+    pub fn native(backend: crate::BackendKind, threads: usize) -> RunOpts {
         let threads = match backend {
-            crate::Backend::Wgpu => 1,
-            crate::Backend::Cpu if threads > 0 => threads,
-            crate::Backend::Cpu => DEFAULT_CPU_THREADS,
+            crate::BackendKind::Wgpu => 1,
+            crate::BackendKind::Cpu if threads > 0 => threads,
+            crate::BackendKind::Cpu => DEFAULT_CPU_THREADS,
         };
         RunOpts {
             backend: backend.name().to_string(),
@@ -105,7 +105,7 @@ impl Run {
 
     /// Steps done so far (the next step's index).
     pub fn step(&self) -> usize {
-        self.trainer.step
+        self.trainer.steps_done
     }
 
     /// Whether the run has emitted [`Event::Finished`]: all steps done, or failed.
@@ -140,7 +140,7 @@ impl Run {
     fn with_stats(&self) -> bool {
         let (k, s, n) = (
             self.opts.stats_every,
-            self.trainer.step,
+            self.trainer.steps_done,
             self.trainer.spec.steps,
         );
         k > 0 && (s % k == 0 || s + 1 == n)
@@ -149,7 +149,7 @@ impl Run {
     /// Whether the step just taken is followed by an evaluation: every `eval_every` steps and
     /// after the last, so every run ends with an evaluation of its final model.
     fn eval_due(&self) -> bool {
-        let (e, s) = (self.trainer.spec.eval_every, self.trainer.step);
+        let (e, s) = (self.trainer.spec.eval_every, self.trainer.steps_done);
         (e > 0 && s % e == 0) || self.trainer.done()
     }
 

@@ -377,14 +377,14 @@ fn unpack(p: Packed, v: Vec<f32>, step: usize) -> Inspection {
 pub fn inspect(trainer: &Trainer) -> Result<Inspection, TrainError> {
     let p = pack(trainer);
     let v = read_f32(p.flat.clone())?;
-    Ok(unpack(p, v, trainer.step))
+    Ok(unpack(p, v, trainer.steps_done))
 }
 
 /// [`inspect`] for the browser: awaits the one readback.
 pub async fn inspect_async(trainer: &Trainer) -> Result<Inspection, TrainError> {
     let p = pack(trainer);
     let v = read_f32_async(p.flat.clone()).await?;
-    Ok(unpack(p, v, trainer.step))
+    Ok(unpack(p, v, trainer.steps_done))
 }
 
 /// Collects every float parameter, flattened, in visiting order.

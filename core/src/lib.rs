@@ -37,6 +37,10 @@
 //!   gate; π_init is the gate's initial mean.
 //! - **no-op head**: a head that wants its output to change nothing; in vanilla attention it
 //!   parks its mass on a low-information token (the sink) with a small value.
+//! - **lane** (app, [`url`]): one run shown beside others on the same seed and batches, one
+//!   per compared attention variant.
+//! - **act quant** (`forward_act_quant`): the forward pass with the paper's activation
+//!   quantizers in place; `q`/`k`/`v` always mean query, key and value.
 //! - **W8A8**: 8-bit weights (symmetric, per tensor) and 8-bit activations (asymmetric) at
 //!   the paper's quantizer sites; WxAy lowers the bit widths.
 
@@ -64,37 +68,37 @@ pub mod url;
 pub use burn;
 pub use burn::tensor::Device;
 
-/// The backends a run can use.
+/// The backends a run can use (named apart from Burn's `Backend` trait, which core also uses).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Backend {
+pub enum BackendKind {
     /// Burn's pure-Rust CPU backend (Flex).
     Cpu,
     /// WebGPU / Vulkan through wgpu (lavapipe on GPU-less Linux).
     Wgpu,
 }
 
-impl Backend {
+impl BackendKind {
     pub fn device(self) -> Device {
         match self {
-            Backend::Cpu => Device::flex(),
-            Backend::Wgpu => Device::wgpu(burn::tensor::DeviceKind::DefaultDevice),
+            BackendKind::Cpu => Device::flex(),
+            BackendKind::Wgpu => Device::wgpu(burn::tensor::DeviceKind::DefaultDevice),
         }
     }
 
     pub fn name(self) -> &'static str {
         match self {
-            Backend::Cpu => "cpu",
-            Backend::Wgpu => "wgpu",
+            BackendKind::Cpu => "cpu",
+            BackendKind::Wgpu => "wgpu",
         }
     }
 }
 
-impl std::str::FromStr for Backend {
+impl std::str::FromStr for BackendKind {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         match s {
-            "cpu" | "flex" => Ok(Backend::Cpu),
-            "wgpu" | "gpu" => Ok(Backend::Wgpu),
+            "cpu" | "flex" => Ok(BackendKind::Cpu),
+            "wgpu" | "gpu" => Ok(BackendKind::Wgpu),
             other => Err(format!("unknown backend `{other}` (expected cpu|wgpu)")),
         }
     }

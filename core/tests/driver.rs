@@ -5,7 +5,7 @@ use std::pin::pin;
 use std::task::{Context, Poll, Waker};
 
 use burn::tensor::Device;
-use qtlab_core::Backend;
+use qtlab_core::BackendKind;
 use qtlab_core::dataset::RunData;
 use qtlab_core::driver::{Run, RunOpts};
 use qtlab_core::record::{Event, RunRecord};
@@ -18,7 +18,7 @@ fn run(extra: &str, stats_every: usize) -> Run {
     let data = RunData::load(&s, None).unwrap();
     let opts = RunOpts {
         stats_every,
-        ..RunOpts::native(Backend::Cpu, 1)
+        ..RunOpts::native(BackendKind::Cpu, 1)
     };
     Run::new(s, data, &Device::flex(), opts).unwrap()
 }
@@ -146,5 +146,13 @@ fn a_bad_spec_is_an_error_not_a_panic() {
     let mut s = RunSpec::parse(TINY).unwrap();
     s.heads = 3;
     let data = RunData::load(&RunSpec::parse(TINY).unwrap(), None).unwrap();
-    assert!(Run::new(s, data, &Device::flex(), RunOpts::native(Backend::Cpu, 1)).is_err());
+    assert!(
+        Run::new(
+            s,
+            data,
+            &Device::flex(),
+            RunOpts::native(BackendKind::Cpu, 1)
+        )
+        .is_err()
+    );
 }

@@ -225,7 +225,10 @@ mod placement {
         let mut aq = ActQuant::new(SiteMode::Calibrate, 8, RangeEstimator::RunningMinMax);
         let host = tr.data.eval_batch(&tr.spec, 0);
         let batch = host.to_device(&tr.spec, &tr.device().clone().inner());
-        let _ = tr.model().valid().forward_q(batch.input.clone(), &mut aq);
+        let _ = tr
+            .model()
+            .valid()
+            .forward_act_quant(batch.input.clone(), &mut aq);
         aq.names.clone()
     }
 

@@ -138,14 +138,19 @@ impl Attention {
     /// - `x`: `[batch, seq, d_model]` (the attention module's input hidden state; the gate reads it too)
     /// - output: see [`AttentionOutput`]
     pub fn forward(&self, x: Tensor<3>) -> AttentionOutput {
-        self.forward_q(x, &mut ActQuant::off(), 0)
+        self.forward_act_quant(x, &mut ActQuant::off(), 0)
     }
 
     /// [`Attention::forward`] with activation quantizers where the paper's code has them:
     /// Q, K, V outputs, scores (scaled, before the mask), probabilities, the context (after the
     /// gate and the head merge for BERT/ViT, before the gate for OPT) and the output projection.
     /// The gate itself stays in floating point.
-    pub fn forward_q(&self, x: Tensor<3>, aq: &mut ActQuant, layer: usize) -> AttentionOutput {
+    pub fn forward_act_quant(
+        &self,
+        x: Tensor<3>,
+        aq: &mut ActQuant,
+        layer: usize,
+    ) -> AttentionOutput {
         let [b, t, d] = x.dims();
         let h = self.heads;
         let dh = d / h;

@@ -93,7 +93,7 @@ impl BertLayer {
     /// - `x`: `[batch, seq, d_model]` → `[batch, seq, d_model]`
     fn forward(&self, x: Tensor<3>, layer: usize, taps: &mut Taps, aq: &mut ActQuant) -> Tensor<3> {
         let l = Some(layer);
-        let att = self.attn.forward_q(x.clone(), aq, layer);
+        let att = self.attn.forward_act_quant(x.clone(), aq, layer);
         let a_out = aq.dropout(att.out); // [b, t, d]
         let h = aq.site(l, "attn_resid", x + a_out); // [b, t, d]
         let h = aq.site(l, "attn_ln", layer_norm(&self.attn_ln, h)); // [b, t, d]

@@ -69,7 +69,7 @@ impl PreLnBlock {
     ) -> Tensor<3> {
         let l = Some(layer);
         let a_in = aq.site(l, "attn_ln", layer_norm(&self.attn_ln, x.clone())); // [b, t, d]
-        let att = self.attn.forward_q(a_in.clone(), aq, layer);
+        let att = self.attn.forward_act_quant(a_in.clone(), aq, layer);
         let a_out = aq.dropout(att.out.clone()); // [b, t, d]
         let h = aq.site(l, "attn_resid", x + a_out); // [b, t, d]
         let f_in = aq.site(l, "ffn_ln", layer_norm(&self.ffn_ln, h.clone())); // [b, t, d]

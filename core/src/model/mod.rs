@@ -53,11 +53,11 @@ impl Model {
     }
 
     pub fn forward(&self, input: ModelInput) -> ModelOutput {
-        self.forward_q(input, &mut ActQuant::off())
+        self.forward_act_quant(input, &mut ActQuant::off())
     }
 
     /// Forward with activation quantizers (identity when `aq` is off).
-    pub fn forward_q(&self, input: ModelInput, aq: &mut ActQuant) -> ModelOutput {
+    pub fn forward_act_quant(&self, input: ModelInput, aq: &mut ActQuant) -> ModelOutput {
         aq.begin();
         match (self, input) {
             (Model::Bert(m), ModelInput::Tokens(ids)) => m.forward(ids, aq),

@@ -129,7 +129,7 @@ pub fn quantize_model(
     for _ in 0..settings.calib_batches.max(1) {
         let host = data.train_batch(spec, &mut order, &mut mask);
         let batch = host.to_device(spec, &device);
-        let _ = q_model.forward_q(batch.input.clone(), &mut aq);
+        let _ = q_model.forward_act_quant(batch.input.clone(), &mut aq);
         aq.end_calibration_batch().map_err(TrainError::Device)?;
     }
     aq.freeze();
@@ -145,7 +145,7 @@ pub fn quantize_model(
             (&fp_model, &mut off, &mut fp_sum),
             (&q_model, &mut aq, &mut q_sum),
         ] {
-            let out = model.forward_q(batch.input.clone(), aq);
+            let out = model.forward_act_quant(batch.input.clone(), aq);
             let v = batch_loss_and_correct(out.logits, &batch, spec.model == ModelKind::Vit)?;
             sum[0] += v[0];
             sum[1] += v[1];

@@ -176,7 +176,8 @@ pub struct Trainer {
     order: Rng,
     mask: Rng,
     threads: usize,
-    pub step: usize,
+    /// Training steps taken so far; the next step's index (a field apart from the `step` method).
+    pub steps_done: usize,
 }
 
 /// One shard's contribution to a training step.
@@ -210,7 +211,7 @@ fn run_shard(
     batch.weight_sum = total_weight;
     let mut aq = crate::quant::ActQuant::off();
     aq.dropout = dropout.map(|rng| crate::quant::Dropout::new(spec.dropout, rng));
-    let ModelOutput { logits, taps } = model.forward_q(batch.input.clone(), &mut aq);
+    let ModelOutput { logits, taps } = model.forward_act_quant(batch.input.clone(), &mut aq);
     let loss = weighted_cross_entropy(logits, &batch);
     let headline = model.headline_kind();
     let stats = if with_stats {
@@ -301,7 +302,7 @@ impl Trainer {
             data,
             model: Some(model),
             device,
-            step: 0,
+            steps_done: 0,
         }
     }
 
@@ -316,7 +317,7 @@ impl Trainer {
     }
 
     pub fn done(&self) -> bool {
-        self.step >= self.spec.steps
+        self.steps_done >= self.spec.steps
     }
 
     /// Queues one training step. With `with_stats`, the headline taps' inf-norms of this batch
@@ -327,8 +328,8 @@ impl Trainer {
             .train_batch(&self.spec, &mut self.order, &mut self.mask);
         let mut model = self.model.take().expect("model present between steps");
         if self.spec.gamma_warmup > 0
-            && self.step <= self.spec.gamma_warmup
-            && let Some((gamma, zeta)) = clip_at(&self.spec, self.step)
+            && self.steps_done <= self.spec.gamma_warmup
+            && let Some((gamma, zeta)) = clip_at(&self.spec, self.steps_done)
         {
             model.set_score_norm(crate::attention::ScoreNorm::Clipped { gamma, zeta });
         }
@@ -336,7 +337,7 @@ impl Trainer {
         let shards = host.split(self.threads);
         let (spec, device) = (&self.spec, &self.device);
         // One mask stream per step and shard, so a shard's masks do not depend on thread timing.
-        let step = self.step as u64;
+        let step = self.steps_done as u64;
         let dropout = move |shard: usize| {
             (spec.dropout > 0.0)
                 .then(|| Rng::stream(spec.seed, Stream::Dropout).fork((step << 16) | shard as u64))
@@ -402,14 +403,14 @@ impl Trainer {
                 .map(|(a, b)| Tensor::cat(vec![a, b], 0))
                 .collect();
         }
-        let lr = lr_at(&self.spec, self.step);
+        let lr = lr_at(&self.spec, self.steps_done);
         let (model, grad_norm) = self.opt.apply(model, grads, lr);
         self.model = Some(model);
         let headline_layers = stats.len();
         let mut parts = vec![loss, grad_norm];
         parts.extend(stats);
-        let step = self.step;
-        self.step += 1;
+        let step = self.steps_done;
+        self.steps_done += 1;
         PendingStep {
             step,
             lr,
@@ -454,7 +455,7 @@ impl Trainer {
         let grads = loss.backward();
         sync(&self.device)?;
         let t_bwd = lap(&mut t);
-        let lr = lr_at(&self.spec, self.step);
+        let lr = lr_at(&self.spec, self.steps_done);
         let (model, grad_norm) = self.opt.step(model, grads, lr);
         self.model = Some(model);
         sync(&self.device)?;
@@ -464,10 +465,10 @@ impl Trainer {
             .try_into_vec::<f32>()
             .map_err(|e| TrainError::Device(format!("{e:?}")))?;
         let t_read = lap(&mut t);
-        self.step += 1;
+        self.steps_done += 1;
         if !v.iter().all(|x| x.is_finite()) {
             return Err(TrainError::Diverged {
-                step: self.step - 1,
+                step: self.steps_done - 1,
                 loss: v[0] as f64,
             });
         }
@@ -533,7 +534,7 @@ impl Trainer {
             let (packed, acc) = self.eval_batch(&model, i);
             eval.add(&read_f32(packed)?, acc);
         }
-        Ok(eval.finish(&self.spec, self.step))
+        Ok(eval.finish(&self.spec, self.steps_done))
     }
 
     /// [`Trainer::evaluate`] for the browser: awaits each batch's readback instead of blocking.
@@ -544,7 +545,7 @@ impl Trainer {
             let (packed, acc) = self.eval_batch(&model, i);
             eval.add(&read_f32_async(packed).await?, acc);
         }
-        Ok(eval.finish(&self.spec, self.step))
+        Ok(eval.finish(&self.spec, self.steps_done))
     }
 
     pub fn device(&self) -> &Device {
