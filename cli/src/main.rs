@@ -13,6 +13,8 @@ use args::parse_args;
 use bench::{cmd_bench, cmd_bench_kernels, cmd_shaders};
 use experiment::cmd_experiment;
 use qtlab_core::presets;
+use qtlab_core::ptq::weights::WeightRange;
+use qtlab_core::spec;
 use soak::cmd_soak;
 use train::cmd_train;
 
@@ -22,7 +24,7 @@ qtlab — Quantizable Transformers Lab (headless)
 USAGE:
   qtlab train [--spec '<canonical spec>'] [--<key> <value>]... [--backend cpu|wgpu]
               [--out FILE] [--stats-every N] [--threads N] [--quiet]
-              [--quantize w8a8[,w6a6,...]] [--weight-range auto|minmax|mse]
+              [--quantize w8a8[,w6a6,...]] [--weight-range auto|{weight_ranges}]
               [--weight-granularity tensor|channel]
               [--act-range running_minmax|current_minmax|percentile:99.999] [--calib-batches N]
   qtlab bench [--backend cpu|wgpu|all] [--bench-steps N] [--threads N]
@@ -39,15 +41,32 @@ USAGE:
   qtlab shaders DIR   write every WGSL kernel variant, templates filled, for compile checks
   qtlab help
 
-Every spec key is also a flag: --model bert|opt|vit, --attn vanilla|clipped|gated|softmax1|sink,
---steps N, --seed N, --data synthetic|tinyshakespeare|bb|bb:<source>|<path>, --gamma, --zeta, --alpha, --gate uph|cph|linear|mlp|allheads,
---pi, --layers, --d, --heads, --ffn, --seq, --batch, --lr, --warmup, --wd, ...
-Flags after --spec or --preset override their values.
+Every spec key is also a flag (flags after --spec or --preset override their values):
+{keys}
 
 EXAMPLES:
   qtlab train --model bert --attn clipped --alpha 0.5 --steps 300 --out run.json
   qtlab train --spec 'v=1&model=opt&attn=gated&pi=0.25&steps=200' --backend cpu
 ";
+
+/// The help text. The key list and the choices come from the spec's one key table and the enums'
+/// `NAMES`, so the help cannot fall behind a new key or spelling.
+fn usage() -> String {
+    let keys: Vec<String> = spec::KEY_TABLE
+        .iter()
+        .map(|k| {
+            format!(
+                "  --{:<14} {} (default {})",
+                k.name,
+                k.allowed_text(),
+                k.default
+            )
+        })
+        .collect();
+    USAGE
+        .replace("{weight_ranges}", &WeightRange::NAMES.join("|"))
+        .replace("{keys}", &keys.join("\n"))
+}
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -63,10 +82,10 @@ fn main() -> ExitCode {
         Some("soak") => cmd_soak(&args[1..]),
         Some("shaders") => cmd_shaders(&args[1..]),
         Some("help" | "--help" | "-h") | None => {
-            print!("{USAGE}");
+            print!("{}", usage());
             Ok(())
         }
-        Some(other) => Err(format!("unknown command `{other}`\n\n{USAGE}")),
+        Some(other) => Err(format!("unknown command `{other}`\n\n{}", usage())),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

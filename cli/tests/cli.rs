@@ -30,6 +30,27 @@ fn tmp(name: &str) -> std::path::PathBuf {
 }
 
 #[test]
+fn help_lists_every_spec_key_with_its_choices() {
+    let (code, out, _) = qtlab(&["help"]);
+    assert_eq!(code, 0);
+    for k in qtlab_core::spec::KEY_TABLE {
+        let line = out
+            .lines()
+            .find(|l| l.trim_start().starts_with(&format!("--{} ", k.name)))
+            .unwrap_or_else(|| panic!("no help line for --{}:\n{out}", k.name));
+        assert!(line.contains(&k.allowed_text()), "{line}");
+        assert!(line.contains(&format!("(default {})", k.default)), "{line}");
+    }
+    for name in qtlab_core::ptq::weights::WeightRange::NAMES {
+        assert!(
+            out.contains(&format!("|{name}")),
+            "weight range {name} missing"
+        );
+    }
+    assert!(!out.contains('{'), "an unfilled placeholder: {out}");
+}
+
+#[test]
 fn impossible_specs_are_refused_naming_the_field() {
     assert_refused(&["train", "--d", "64", "--heads", "5"], "`heads`");
     assert_refused(&["train", "--attn", "clipped", "--gamma", "0.1"], "`gamma`");
