@@ -1,14 +1,14 @@
 //! qtlab in the browser: pick a model and an attention variant, train it beside vanilla on the
 //! user's GPU, watch the outliers, quantize, and share the run as a link.
 
+mod app;
 mod browser;
 mod charts;
-mod controls;
+mod components;
 mod drive;
 mod lanes;
 mod runner;
 mod state;
-mod view;
 
 #[cfg(target_arch = "wasm32")]
 unsafe extern "C" {
@@ -27,5 +27,5 @@ fn main() {
         __wasm_call_ctors();
     }
     console_error_panic_hook::set_once();
-    leptos::mount::mount_to_body(view::App);
+    leptos::mount::mount_to_body(app::App);
 }

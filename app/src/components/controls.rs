@@ -1,8 +1,10 @@
-//! The settings panel: one control per spec key, grouped, plus the compare, data and
-//! quantization boxes. Every edit goes through the spec's own validation and resets the runs.
+//! The settings panel: the presets, one control per spec key, grouped, plus the compare, data
+//! and quantization boxes. Every edit goes through the spec's own validation and resets the runs.
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
+use qtlab_core::presets::PRESETS;
+use qtlab_core::ptq::weights::WeightRange;
 use qtlab_core::spec::{AttnKind, ModelKind, RunSpec};
 use qtlab_core::url::AppState;
 use wasm_bindgen::JsCast;
@@ -303,8 +305,38 @@ pub const GROUPS: &[(&str, &[Ctl])] = &[
     ),
 ];
 
-pub fn control(ctx: Ctx, c: &'static Ctl) -> impl IntoView {
-    let key = c.key;
+/// The presets live in core so that `qtlab presets` and `qtlab experiment --preset` run the
+/// very same fragments; picking one replaces every setting at once and starts afresh.
+#[component]
+pub fn PresetPicker(ctx: Ctx) -> impl IntoView {
+    view! {
+        <fieldset class="group"><legend>"Presets"</legend>
+            <select id="preset" aria-label="preset" on:change=move |ev| {
+                let v = event_target_value(&ev);
+                if let Some(p) = PRESETS.iter().find(|p| p.name == v) {
+                    let (s, errs) = AppState::from_url(p.fragment);
+                    ctx.app.set(s);
+                    ctx.notes.set(errs.iter().map(|e| e.to_string()).collect());
+                    reset(&ctx);
+                }
+            }>
+                <option value="">"choose a preset…"</option>
+                {PRESETS.iter().map(|p| view! { <option value=p.name title=p.shows>{p.name}</option> }).collect_view()}
+            </select>
+        </fieldset>
+    }
+}
+
+/// One spec key as a labelled input. It hides where the key means nothing for the chosen model
+/// or variant, so the panel offers only what changes the run; a rejected value leaves the one
+/// in force showing and says why in the notes.
+#[component]
+pub fn Control(
+    ctx: Ctx,
+    /// The row of [`GROUPS`] this input edits.
+    ctl: &'static Ctl,
+) -> impl IntoView {
+    let key = ctl.key;
     let value = move || ctx.app.with(|a| a.spec.get(key).unwrap_or_default());
     let on_change = move |v: String| {
         let mut a = ctx.app.get_untracked();
@@ -323,7 +355,7 @@ pub fn control(ctx: Ctx, c: &'static Ctl) -> impl IntoView {
         }
     };
     let id = format!("ctl-{key}");
-    let input = match &c.kind {
+    let input = match &ctl.kind {
         Kind::Select(opts) => view! {
             <select id=id.clone() prop:value=value on:change=move |ev| on_change(event_target_value(&ev))>
                 {opts.iter().map(|o| view! { <option value=*o prop:selected=move || value() == *o>{*o}</option> }).collect_view()}
@@ -344,27 +376,25 @@ pub fn control(ctx: Ctx, c: &'static Ctl) -> impl IntoView {
         }
         .into_any(),
     };
-    let show = c.show;
+    let show = ctl.show;
     view! {
-        <label class="ctl" for=id title=c.help style:display=move || if ctx.app.with(|a| show(&a.spec)) { "" } else { "none" }>
-            <span>{c.label}</span>
+        <label class="ctl" for=id title=ctl.help style:display=move || if ctx.app.with(|a| show(&a.spec)) { "" } else { "none" }>
+            <span>{ctl.label}</span>
             {input}
         </label>
     }
 }
 
-pub fn compare_box(ctx: Ctx) -> impl IntoView {
-    let kinds = [
-        AttnKind::Vanilla,
-        AttnKind::Clipped,
-        AttnKind::Gated,
-        AttnKind::Softmax1,
-        AttnKind::Sink,
-    ];
+/// The variants trained beside the chosen one: the comparison is the point of the page, so
+/// each checkbox carries its lane's chart colour.
+#[component]
+pub fn CompareBox(ctx: Ctx) -> impl IntoView {
+    // Every kind the spec knows, in its canonical order, so a new variant gets a checkbox.
+    let kinds = AttnKind::ALL.iter().copied();
     view! {
         <fieldset class="group">
             <legend>"Compare with"</legend>
-            {kinds.into_iter().map(|k| {
+            {kinds.map(|k| {
                 let id = format!("cmp-{k}");
                 let for_id = id.clone();
                 view! {
@@ -386,7 +416,10 @@ pub fn compare_box(ctx: Ctx) -> impl IntoView {
     }
 }
 
-pub fn data_box(ctx: Ctx) -> impl IntoView {
+/// What the text models train on: the built-in corpora or the user's own file, checked against
+/// the model at upload rather than at Run. Hidden for ViT, which draws its own images.
+#[component]
+pub fn DataBox(ctx: Ctx) -> impl IntoView {
     let cap_mb = qtlab_core::data::text_file::MAX_FILE_BYTES / (1024 * 1024);
     let on_upload = move |ev: leptos::ev::Event| {
         let Some(file) = input_file(&ev) else { return };
@@ -483,9 +516,17 @@ pub fn data_box(ctx: Ctx) -> impl IntoView {
     }
 }
 
-pub fn quant_box(ctx: Ctx) -> impl IntoView {
+/// How Quantize simulates the integer grids. These settings are not part of the run spec, so
+/// they go through the link's own parser and, unlike the controls above, keep the trained runs.
+#[component]
+pub fn QuantBox(
+    /// The page's settings, link included.
+    app: RwSignal<AppState>,
+    /// Where a rejected value is explained.
+    notes: RwSignal<Vec<String>>,
+) -> impl IntoView {
     let set_app = move |key: &'static str, v: String| {
-        let cur = ctx.app.get_untracked();
+        let cur = app.get_untracked();
         let url = format!(
             "{}&{key}={v}",
             cur.to_url()
@@ -496,11 +537,10 @@ pub fn quant_box(ctx: Ctx) -> impl IntoView {
         );
         let (next, errors) = AppState::from_url(&url);
         if errors.is_empty() {
-            ctx.app.set(next);
+            app.set(next);
         } else {
-            ctx.notes
-                .set(errors.iter().map(|e| e.to_string()).collect());
-            ctx.app.update(|_| {});
+            notes.set(errors.iter().map(|e| e.to_string()).collect());
+            app.update(|_| {});
         }
     };
     view! {
@@ -508,12 +548,12 @@ pub fn quant_box(ctx: Ctx) -> impl IntoView {
             <legend>"Quantization"</legend>
             <label class="ctl" for="q-points" title="Bit-width points, e.g. w8a8,w8a6,w8a4,w6a6,w4a8">
                 <span>"bit widths"</span>
-                <input id="q-points" type="text" prop:value=move || ctx.app.with(|a| a.quant_points.iter().map(|(w, x)| format!("w{w}a{x}")).collect::<Vec<_>>().join(","))
+                <input id="q-points" type="text" prop:value=move || app.with(|a| a.quant_points.iter().map(|(w, x)| format!("w{w}a{x}")).collect::<Vec<_>>().join(","))
                     on:change=move |ev| set_app("q", event_target_value(&ev)) />
             </label>
             <label class="ctl" for="q-ar" title="running_minmax (paper), current_minmax, percentile:99.99">
                 <span>"activation range"</span>
-                <select id="q-ar" prop:value=move || ctx.app.with(|a| a.act_range.clone()) on:change=move |ev| set_app("ar", event_target_value(&ev))>
+                <select id="q-ar" prop:value=move || app.with(|a| a.act_range.clone()) on:change=move |ev| set_app("ar", event_target_value(&ev))>
                     <option value="running_minmax">"running min-max"</option>
                     <option value="current_minmax">"current min-max"</option>
                     <option value="percentile:99.99">"percentile 99.99"</option>
@@ -522,21 +562,29 @@ pub fn quant_box(ctx: Ctx) -> impl IntoView {
             </label>
             <label class="ctl" for="q-wr" title="min-max (paper's BERT) or the 100-point MSE grid">
                 <span>"weight range"</span>
-                <select id="q-wr" prop:value=move || ctx.app.with(|a| match a.weight_range { None => "auto".to_string(), Some(qtlab_core::ptq::weights::WeightRange::Mse) => "mse".to_string(), Some(_) => "minmax".to_string() })
+                <select id="q-wr" prop:value=move || app.with(|a| a.weight_range.map_or("auto", WeightRange::as_str))
                     on:change=move |ev| set_app("wr", event_target_value(&ev))>
                     <option value="auto">"paper's (MSE for OPT)"</option>
-                    <option value="minmax">"min-max"</option>
-                    <option value="mse">"MSE grid"</option>
+                    {WeightRange::ALL.iter().map(|w| view! { <option value=w.as_str()>{weight_range_label(*w)}</option> }).collect_view()}
                 </select>
             </label>
             <label class="ctl" for="q-wg" title="one weight grid per tensor (paper) or per output channel">
                 <span>"weight grid"</span>
-                <select id="q-wg" prop:value=move || ctx.app.with(|a| if a.per_channel { "channel".to_string() } else { "tensor".to_string() })
+                <select id="q-wg" prop:value=move || app.with(|a| if a.per_channel { "channel".to_string() } else { "tensor".to_string() })
                     on:change=move |ev| set_app("wg", event_target_value(&ev))>
                     <option value="tensor">"per tensor"</option>
                     <option value="channel">"per channel"</option>
                 </select>
             </label>
         </fieldset>
+    }
+}
+
+/// The weight-range menu's words for each spelling in [`WeightRange::ALL`]; the match has no
+/// wildcard, so a new range cannot reach the menu without a label.
+fn weight_range_label(w: WeightRange) -> &'static str {
+    match w {
+        WeightRange::MinMax => "min-max",
+        WeightRange::Mse => "MSE grid",
     }
 }
