@@ -188,6 +188,28 @@ await test('forced CPU fallback shows the banner and still trains', async () => 
   await ctx.close();
 });
 
+await test('the loader: its line goes once the app mounts; a broken wasm or a browser without SIMD gets a named cause', async () => {
+  const ok = await open(b, `${server.url}#${TINY}`);
+  assert.equal(await ok.page.$('#boot'), null, 'the loading line is removed after start');
+  assert.deepEqual(ok.errors, []);
+  await ok.ctx.close();
+  for (const [why, setup, want] of [
+    ['corrupt wasm', async (ctx) => ctx.route('**/*.wasm', (r) => r.fulfill({ status: 200, contentType: 'application/wasm', body: Buffer.from('not wasm') })),
+      /qtlab could not start: .+Reloading the page may help/],
+    ['no SIMD', async (ctx) => {
+      await ctx.addInitScript(() => { WebAssembly.validate = () => false; });
+      await ctx.route('**/*.wasm', (r) => r.fulfill({ status: 200, contentType: 'application/wasm', body: Buffer.from('not wasm') }));
+    }, /lacks WebAssembly SIMD.+update the browser/]]) {
+    const ctx = await b.newContext();
+    await setup(ctx);
+    const page = await ctx.newPage();
+    await page.goto(server.url);
+    await page.waitForSelector('#boot.boot-error', { timeout: 30000 });
+    assert.match(await page.textContent('#boot'), want, why);
+    await ctx.close();
+  }
+});
+
 await test('without a WebGPU adapter the app falls back and says why', async () => {
   const nogpu = await browser({ webgpu: false });
   const { page } = await open(nogpu, `${server.url}#${TINY}&cmp=`);
