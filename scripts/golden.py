@@ -235,7 +235,7 @@ def to_qtlab(model, t):
 
     qtlab stores a Linear weight as [in, out], fuses Q, K and V into one `qkv` Linear (output
     columns Q | K | V), and stacks the per-head gates along a leading head axis: w1 [H, DH, n],
-    b1 [H, 1, n] (and w2 [H, n, 1], b2 [H, 1, 1] for the MLP gate). All of these are linear
+    bias1 [H, 1, n] (and w2 [H, n, 1], bias2 [H, 1, 1] for the MLP gate). All of these are linear
     rearrangements, so gradients map the same way as weights.
     """
     out = {}
@@ -258,13 +258,13 @@ def to_qtlab(model, t):
         out[q + "attn.qkv.weight"] = np.concatenate([t[n + ".weight"].T for n in qkv], axis=1)
         out[q + "attn.qkv.bias"] = np.concatenate([t[n + ".bias"] for n in qkv])
         lin(s + "o", q + "attn.out")
-        # Linear gate: fc -> w1/b1; MLP gate: fc1 -> w1/b1, fc2 -> w2/b2.
+        # Linear gate: fc -> w1/bias1; MLP gate: fc1 -> w1/bias1, fc2 -> w2/bias2.
         for src, k in (("fc", "1"), ("fc1", "1"), ("fc2", "2")):
             if s + f"gate0.{src}.weight" not in t:
                 continue
             heads = [s + f"gate{h}.{src}" for h in range(HEADS)]
             out[q + f"attn.gate.w{k}"] = np.stack([t[n + ".weight"].T for n in heads])
-            out[q + f"attn.gate.b{k}"] = np.stack([t[n + ".bias"][None, :] for n in heads])
+            out[q + f"attn.gate.bias{k}"] = np.stack([t[n + ".bias"][None, :] for n in heads])
         ln(s + "attn_ln", q + "attn_ln")
         ln(s + "ffn_ln", q + "ffn_ln")
         lin(s + "fc1", q + "fc1")

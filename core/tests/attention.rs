@@ -95,7 +95,7 @@ fn gate_bias_is_logit_of_pi_init() {
     let d = dev();
     let mut init = Init::new(Rng::new(1));
     let g = Gate::init(GateKind::Linear, 8, 2, 0.25, &mut init, &d);
-    let b = vals(g.b1.as_ref().unwrap().val());
+    let b = vals(g.bias1.as_ref().unwrap().val());
     close(&b, &[-1.0986123, -1.0986123], 1e-6);
     // With a zero input the gate is exactly σ(logit(π)) = π for every head and token.
     let x = Tensor::<3>::zeros([2, 3, 8], &d);
@@ -178,7 +178,7 @@ fn a_closed_gate_silences_the_head_before_the_output_projection() {
     let mut att = cfg.init(&mut init, &d);
     // Close head 0 completely, leave head 1 open.
     let gate = att.gate.as_mut().unwrap();
-    gate.alpha = Some(Param::from_tensor(Tensor::from_data(
+    gate.logit = Some(Param::from_tensor(Tensor::from_data(
         TensorData::new(vec![-100.0f32, 100.0], [2]),
         &d,
     )));

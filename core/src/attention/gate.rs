@@ -20,15 +20,17 @@ pub struct Gate {
     /// layer's weight for `Mlp`. `[heads, d_head, n_out]`
     pub w1: Option<Param<Tensor<3>>>,
     /// Bias of `w1`. `[heads, 1, n_out]`
-    pub b1: Option<Param<Tensor<3>>>,
+    pub bias1: Option<Param<Tensor<3>>>,
     /// Second MLP layer, Linear(d_head/4→1). `[heads, n_hid, 1]`
     pub w2: Option<Param<Tensor<3>>>,
-    /// `[heads, 1, 1]`
-    pub b2: Option<Param<Tensor<3>>>,
+    /// Bias of `w2`. `[heads, 1, 1]`
+    pub bias2: Option<Param<Tensor<3>>>,
     /// All-heads-linear, Linear(d_model→H).
     pub all: Option<Linear>,
     /// Unconditional per-head logit α_h (init 0 ⇒ π = 0.5, as the paper's code). `[heads]`
-    pub alpha: Option<Param<Tensor<1>>>,
+    /// Named `logit`, not `alpha`: `alpha` is the spec's clipped-softmax α, and weight decay
+    /// picks its exemptions by field name (`train::optim::NO_DECAY`).
+    pub logit: Option<Param<Tensor<1>>>,
     pub heads: usize,
     #[module(skip)]
     pub kind: GateKind,
@@ -52,24 +54,24 @@ impl Gate {
         let dh = d_model / heads;
         let mut g = Gate {
             w1: None,
-            b1: None,
+            bias1: None,
             w2: None,
-            b2: None,
+            bias2: None,
             all: None,
-            alpha: None,
+            logit: None,
             heads,
             kind,
         };
         // Gate weights keep PyTorch's default Linear init U(±1/√fan_in) (paper.md §1.2).
         match kind {
             GateKind::UnconditionalPerHead => {
-                g.alpha = Some(Param::from_tensor(Tensor::zeros([heads], device)));
+                g.logit = Some(Param::from_tensor(Tensor::zeros([heads], device)));
             }
             GateKind::Linear | GateKind::ConditionalPerHead => {
                 g.w1 = Some(init.uniform_param([heads, dh, 1], dh, device));
                 // Both single-Linear gates (per token and pooled per head) get the
                 // logit(π_init) bias in the paper's code; the MLP and all-heads gates do not.
-                g.b1 = Some(Param::from_tensor(Tensor::full(
+                g.bias1 = Some(Param::from_tensor(Tensor::full(
                     [heads, 1, 1],
                     logit(pi_init),
                     device,
@@ -79,9 +81,9 @@ impl Gate {
                 // The code's n_hid = d_head/4 (the paper's table says 4; see paper.md §1.2).
                 let n_hid = (dh / 4).max(1);
                 g.w1 = Some(init.uniform_param([heads, dh, n_hid], dh, device));
-                g.b1 = Some(init.uniform_param([heads, 1, n_hid], dh, device));
+                g.bias1 = Some(init.uniform_param([heads, 1, n_hid], dh, device));
                 g.w2 = Some(init.uniform_param([heads, n_hid, 1], n_hid, device));
-                g.b2 = Some(init.uniform_param([heads, 1, 1], n_hid, device));
+                g.bias2 = Some(init.uniform_param([heads, 1, 1], n_hid, device));
             }
             GateKind::AllHeads => {
                 g.all = Some(init.linear_default(d_model, heads, device));
@@ -107,22 +109,22 @@ impl Gate {
         let to_bht = |y: Tensor<3>| y.reshape([h, b, t]).swap_dims(0, 1).unsqueeze_dim::<4>(3);
         let logits = match self.kind {
             GateKind::UnconditionalPerHead => {
-                let alpha = self.alpha.as_ref().expect("uph gate has alpha").val();
-                alpha.reshape([1, h, 1, 1])
+                let logit = self.logit.as_ref().expect("uph gate has logit").val(); // [heads]
+                logit.reshape([1, h, 1, 1])
             }
             GateKind::Linear => {
-                let y = per_head_input().matmul(self.w1().val()) + self.b1().val(); // [h, b*t, 1]
+                let y = per_head_input().matmul(self.w1().val()) + self.bias1().val(); // [h, b*t, 1]
                 to_bht(y)
             }
             GateKind::ConditionalPerHead => {
-                let y = per_head_input().matmul(self.w1().val()) + self.b1().val(); // [h, b*t, 1]
+                let y = per_head_input().matmul(self.w1().val()) + self.bias1().val(); // [h, b*t, 1]
                 // The code pools the per-token logits over tokens before the sigmoid.
                 to_bht(y).mean_dim(2) // [b, h, 1, 1]
             }
             GateKind::Mlp => {
-                let hid = relu(per_head_input().matmul(self.w1().val()) + self.b1().val()); // [h, b*t, n_hid]
+                let hid = relu(per_head_input().matmul(self.w1().val()) + self.bias1().val()); // [h, b*t, n_hid]
                 let w2 = self.w2.as_ref().expect("mlp gate has w2").val();
-                let b2 = self.b2.as_ref().expect("mlp gate has b2").val();
+                let b2 = self.bias2.as_ref().expect("mlp gate has bias2").val();
                 to_bht(hid.matmul(w2) + b2) // [b, h, t, 1]
             }
             GateKind::AllHeads => {
@@ -139,7 +141,7 @@ impl Gate {
         self.w1.as_ref().expect("gate kind has w1")
     }
 
-    fn b1(&self) -> &Param<Tensor<3>> {
-        self.b1.as_ref().expect("gate kind has b1")
+    fn bias1(&self) -> &Param<Tensor<3>> {
+        self.bias1.as_ref().expect("gate kind has bias1")
     }
 }

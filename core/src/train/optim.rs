@@ -49,11 +49,11 @@ pub fn clip_at(spec: &RunSpec, step: usize) -> Option<(f64, f64)> {
 /// (`gamma`) decays too, as in the paper's OPT scripts (`--wd_LN_gamma`).
 const NO_DECAY: &[&str] = &[
     "bias",
-    "b1",
-    "b2",
+    "bias1",
+    "bias2",
     "beta",
     "gamma",
-    "alpha",
+    "logit",
     "sink",
     "head_bias",
 ];
