@@ -5,7 +5,7 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 use qtlab_core::presets::PRESETS;
 use qtlab_core::ptq::weights::WeightRange;
-use qtlab_core::spec::{AttnKind, ModelKind, RunSpec};
+use qtlab_core::spec::{self, Allowed, AttnKind, ModelKind, RunSpec};
 use qtlab_core::url::AppState;
 use wasm_bindgen::JsCast;
 
@@ -15,7 +15,8 @@ use crate::runner::{self, with_engine};
 use crate::state::{Ctx, reset};
 
 enum Kind {
-    Select(&'static [&'static str]),
+    /// A menu of the key's spellings, read from the spec's key table.
+    Select,
     Num(&'static str),
     Check,
 }
@@ -63,7 +64,7 @@ pub const GROUPS: &[(&str, &[Ctl])] = &[
             Ctl {
                 key: "model",
                 label: "model",
-                kind: Kind::Select(&["bert", "opt", "vit"]),
+                kind: Kind::Select,
                 help: "BERT: masked LM, post-LN. OPT: causal LM, pre-LN. ViT: image classifier.",
                 show: always,
             },
@@ -71,7 +72,7 @@ pub const GROUPS: &[(&str, &[Ctl])] = &[
                 key: "layers",
                 label: "layers",
                 kind: Kind::Num("1"),
-                help: "Transformer blocks (1–48).",
+                help: "Transformer blocks.",
                 show: always,
             },
             Ctl {
@@ -120,7 +121,7 @@ pub const GROUPS: &[(&str, &[Ctl])] = &[
                 key: "classes",
                 label: "classes",
                 kind: Kind::Num("1"),
-                help: "Shape classes (2–16).",
+                help: "Shape classes.",
                 show: vit,
             },
             Ctl {
@@ -138,7 +139,7 @@ pub const GROUPS: &[(&str, &[Ctl])] = &[
             Ctl {
                 key: "attn",
                 label: "variant",
-                kind: Kind::Select(&["vanilla", "clipped", "gated", "softmax1", "sink"]),
+                kind: Kind::Select,
                 help: "clipped: clip((ζ−γ)·softmax+γ, 0, 1). gated: sigmoid gate per head and token.",
                 show: always,
             },
@@ -160,7 +161,7 @@ pub const GROUPS: &[(&str, &[Ctl])] = &[
                 key: "zeta",
                 label: "ζ (stretch above 1)",
                 kind: Kind::Num("0.01"),
-                help: "≥ 1; above 1 lets it reach exact ones.",
+                help: "Above 1 lets it reach exact ones.",
                 show: clipped_gz,
             },
             Ctl {
@@ -173,7 +174,7 @@ pub const GROUPS: &[(&str, &[Ctl])] = &[
             Ctl {
                 key: "gate",
                 label: "gate",
-                kind: Kind::Select(&["linear", "mlp", "uph", "cph", "allheads"]),
+                kind: Kind::Select,
                 help: "linear: one small Linear per head (the paper's default).",
                 show: gated,
             },
@@ -220,7 +221,7 @@ pub const GROUPS: &[(&str, &[Ctl])] = &[
             Ctl {
                 key: "sched",
                 label: "after warm-up",
-                kind: Kind::Select(&["linear", "const"]),
+                kind: Kind::Select,
                 help: "linear: decay to 0 (the paper). const: hold the rate, as sink studies train.",
                 show: always,
             },
@@ -356,9 +357,9 @@ pub fn Control(
     };
     let id = format!("ctl-{key}");
     let input = match &ctl.kind {
-        Kind::Select(opts) => view! {
+        Kind::Select => view! {
             <select id=id.clone() prop:value=value on:change=move |ev| on_change(event_target_value(&ev))>
-                {opts.iter().map(|o| view! { <option value=*o prop:selected=move || value() == *o>{*o}</option> }).collect_view()}
+                {choices(key).iter().map(|o| view! { <option value=*o prop:selected=move || value() == *o>{*o}</option> }).collect_view()}
             </select>
         }
         .into_any(),
@@ -378,7 +379,7 @@ pub fn Control(
     };
     let show = ctl.show;
     view! {
-        <label class="ctl" for=id title=ctl.help style:display=move || if ctx.app.with(|a| show(&a.spec)) { "" } else { "none" }>
+        <label class="ctl" for=id title=tooltip(ctl) style:display=move || if ctx.app.with(|a| show(&a.spec)) { "" } else { "none" }>
             <span>{ctl.label}</span>
             {input}
         </label>
@@ -586,5 +587,64 @@ fn weight_range_label(w: WeightRange) -> &'static str {
     match w {
         WeightRange::MinMax => "min-max",
         WeightRange::Mse => "MSE grid",
+    }
+}
+
+/// A menu key's spellings, from the spec's key table (the enum's `NAMES`), so the menu offers
+/// exactly what the link parser accepts.
+fn choices(key: &str) -> &'static [&'static str] {
+    match spec::key(key).map(|k| k.allowed) {
+        Some(Allowed::Choice(names)) => names,
+        _ => &[],
+    }
+}
+
+/// The control's hover text: what it does, then the allowed values and the default as the key
+/// table states them (so a range is written in one place, not copied into the page).
+fn tooltip(ctl: &Ctl) -> String {
+    match spec::key(ctl.key) {
+        Some(k) => {
+            let sep = if ctl.help.is_empty() { "" } else { " " };
+            format!(
+                "{}{sep}Allowed: {}; default {}.",
+                ctl.help,
+                k.allowed_text(),
+                k.default
+            )
+        }
+        None => ctl.help.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_control_is_a_spec_key_of_its_kind_and_shows_the_tables_range() {
+        for (_, ctls) in GROUPS {
+            for c in ctls.iter() {
+                let k = spec::key(c.key)
+                    .unwrap_or_else(|| panic!("control `{}` is not a spec key", c.key));
+                match c.kind {
+                    Kind::Select => assert!(
+                        matches!(k.allowed, Allowed::Choice(n) if !n.is_empty()),
+                        "`{}` is a menu but the table has no choices for it",
+                        c.key
+                    ),
+                    Kind::Check => assert_eq!(k.allowed, Allowed::Flag, "`{}`", c.key),
+                    Kind::Num(_) => assert!(
+                        !matches!(k.allowed, Allowed::Choice(_) | Allowed::Flag),
+                        "`{}` is a number box for a key that is not a number",
+                        c.key
+                    ),
+                }
+                let tip = tooltip(c);
+                assert!(tip.contains(&k.allowed_text()), "{tip}");
+                assert!(tip.contains(&format!("default {}", k.default)), "{tip}");
+            }
+        }
+        assert_eq!(choices("model"), ModelKind::NAMES);
+        assert_eq!(choices("attn"), AttnKind::NAMES);
     }
 }
