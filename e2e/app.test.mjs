@@ -348,6 +348,12 @@ await test('an empty link opens the first preset (BERT on Shakespeare); a Bigram
   const { page, ctx, errors } = await open(b, `${server.url}`);
   await page.waitForFunction(() => /model=bert/.test(location.hash) && /data=tinyshakespeare/.test(location.hash) && /gate=mlp/.test(location.hash) && /steps=3000/.test(location.hash));
   assert.match(await page.textContent('#data-now'), /tinyshakespeare/);
+  // The preset menu names the run on screen, and lets go of it once a setting changes.
+  assert.match(await page.$eval('#preset', (e) => e.value), /^BERT on Shakespeare/);
+  await page.fill('#ctl-steps', '2999');
+  await page.press('#ctl-steps', 'Tab');
+  await page.waitForFunction(() => /steps=2999/.test(location.hash));
+  assert.equal(await page.$eval('#preset', (e) => e.value), '');
   // The line follows the run: BERT's no-op tokens, and what was measured at this size.
   assert.match(await page.textContent('#look-for'), /\[SEP\].*at this size/s);
   await shot(page, 'default-preset');

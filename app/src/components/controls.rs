@@ -312,7 +312,7 @@ pub const GROUPS: &[(&str, &[Ctl])] = &[
 pub fn PresetPicker(ctx: Ctx) -> impl IntoView {
     view! {
         <fieldset class="group"><legend>"Presets"</legend>
-            <select id="preset" aria-label="preset" on:change=move |ev| {
+            <select id="preset" aria-label="preset" prop:value=move || ctx.app.with(current_preset) on:change=move |ev| {
                 let v = event_target_value(&ev);
                 if let Some(p) = PRESETS.iter().find(|p| p.name == v) {
                     let (s, errs) = AppState::from_url(p.fragment);
@@ -326,6 +326,18 @@ pub fn PresetPicker(ctx: Ctx) -> impl IntoView {
             </select>
         </fieldset>
     }
+}
+
+/// The preset whose run is on screen, or "" once a setting differs from every preset: the menu
+/// names what the user is looking at (an empty link opens the first preset).
+fn current_preset(a: &AppState) -> &'static str {
+    PRESETS
+        .iter()
+        .find(|p| {
+            let (s, _) = AppState::from_url(p.fragment);
+            s.spec == a.spec && s.compare == a.compare
+        })
+        .map_or("", |p| p.name)
 }
 
 /// One spec key as a labelled input. It hides where the key means nothing for the chosen model
