@@ -193,12 +193,12 @@ await test('the loader: its line goes once the app mounts; a broken wasm or a br
   assert.equal(await ok.page.$('#boot'), null, 'the loading line is removed after start');
   assert.deepEqual(ok.errors, []);
   await ok.ctx.close();
+  const corrupt = (ctx) => ctx.route('**/*.wasm', (r) => r.fulfill({ status: 200, contentType: 'application/wasm', body: Buffer.from('not wasm') }));
   for (const [why, setup, want] of [
-    ['corrupt wasm', async (ctx) => ctx.route('**/*.wasm', (r) => r.fulfill({ status: 200, contentType: 'application/wasm', body: Buffer.from('not wasm') })),
-      /qtlab could not start: .+Reloading the page may help/],
+    ['corrupt wasm', corrupt, /qtlab could not start: .+Reloading the page may help/],
     ['no SIMD', async (ctx) => {
       await ctx.addInitScript(() => { WebAssembly.validate = () => false; });
-      await ctx.route('**/*.wasm', (r) => r.fulfill({ status: 200, contentType: 'application/wasm', body: Buffer.from('not wasm') }));
+      await corrupt(ctx);
     }, /lacks WebAssembly SIMD.+update the browser/]]) {
     const ctx = await b.newContext();
     await setup(ctx);

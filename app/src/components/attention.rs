@@ -9,36 +9,23 @@ use crate::charts::draw_heatmap;
 use crate::lanes::with_lanes;
 use crate::state::Ctx;
 
-/// Which variant the inspect figure shows; its options follow the lanes on screen.
+/// A menu of indices (the variant or the layer the inspect figure shows); its options follow
+/// the lanes on screen.
 #[component]
-pub fn LanePicker(
-    /// Index of the variant shown.
+pub fn IndexPicker(
+    /// The menu's accessible name.
+    label: &'static str,
+    /// Index of the option shown.
     selected: RwSignal<usize>,
-    /// Bumped whenever the lanes (outside the reactive graph) change.
-    version: RwSignal<u64>,
+    /// The options' text in index order, re-read whenever the lanes change.
+    #[prop(into)]
+    options: Signal<Vec<String>>,
 ) -> impl IntoView {
     view! {
-        <select aria-label="variant" prop:value=move || selected.get().to_string() on:change=move |ev| {
+        <select aria-label=label prop:value=move || selected.get().to_string() on:change=move |ev| {
             selected.set(event_target_value(&ev).parse().unwrap_or(0));
         }>
-            {move || { version.track(); with_lanes(|l| l.iter().enumerate().map(|(i, x)| view! { <option value=i.to_string()>{x.label.clone()}</option> }).collect_view()) }}
-        </select>
-    }
-}
-
-/// Which layer the inspect figure shows: outliers sit in some layers and not others.
-#[component]
-pub fn LayerPicker(
-    /// Index of the layer shown.
-    selected: RwSignal<usize>,
-    /// Bumped whenever the lanes (outside the reactive graph) change.
-    version: RwSignal<u64>,
-) -> impl IntoView {
-    view! {
-        <select aria-label="layer" prop:value=move || selected.get().to_string() on:change=move |ev| {
-            selected.set(event_target_value(&ev).parse().unwrap_or(0));
-        }>
-            {move || { version.track(); let n = with_lanes(|l| l.iter().map(|x| x.layers()).max().unwrap_or(0)); (0..n).map(|i| view! { <option value=i.to_string()>{format!("layer {i}")}</option> }).collect_view() }}
+            {move || options.get().into_iter().enumerate().map(|(i, t)| view! { <option value=i.to_string()>{t}</option> }).collect_view()}
         </select>
     }
 }
@@ -49,6 +36,16 @@ pub fn LayerPicker(
 #[component]
 pub fn AttentionView(ctx: Ctx) -> impl IntoView {
     let canvas = NodeRef::<leptos::html::Canvas>::new();
+    let lane_names = Signal::derive(move || {
+        ctx.version.track();
+        with_lanes(|l| l.iter().map(|x| x.label.clone()).collect())
+    });
+    // Outliers sit in some layers and not others, so every layer of the deepest lane is offered.
+    let layer_names = Signal::derive(move || {
+        ctx.version.track();
+        let n = with_lanes(|l| l.iter().map(|x| x.layers()).max().unwrap_or(0));
+        (0..n).map(|i| format!("layer {i}")).collect()
+    });
     let heads_text = move || {
         ctx.version.track();
         let (li, l) = (ctx.sel_lane.get(), ctx.sel_layer.get());
@@ -166,8 +163,8 @@ pub fn AttentionView(ctx: Ctx) -> impl IntoView {
     view! {
         <figure class="card" id="inspect">
             <div class="row">
-                <LanePicker selected=ctx.sel_lane version=ctx.version />
-                <LayerPicker selected=ctx.sel_layer version=ctx.version />
+                <IndexPicker label="variant" selected=ctx.sel_lane options=lane_names />
+                <IndexPicker label="layer" selected=ctx.sel_layer options=layer_names />
             </div>
             <canvas node_ref=canvas width="640" height="190" aria-label="attention maps per head: rows are queries, columns keys"></canvas>
             <ul class="heads">{move || heads_text().into_iter().map(|t| view! { <li>{t}</li> }).collect_view()}</ul>
