@@ -32,6 +32,7 @@ fn ensure_lanes(ctx: &Ctx) -> bool {
         threads: 1,
         stats_every: driver::STATS_EVERY,
         clock: runner::now_ms,
+        checkpoint: None,
     };
     let mut runs = Vec::new();
     let mut views = Vec::new();

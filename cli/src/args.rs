@@ -30,16 +30,58 @@ pub(crate) struct RunOpts {
     pub(crate) preset: Option<&'static Preset>,
     /// `qtlab experiment --seeds N`: seeds `seed`, `seed + 1`, … `seed + N − 1`.
     pub(crate) seeds: u64,
+    /// `--devices`: data parallel over these (see [`crate::devices`]); empty = one `backend`.
+    pub(crate) devices: Vec<crate::devices::DeviceEntry>,
+    /// `--token-file`: the credential remote workers demand.
+    pub(crate) token_file: Option<String>,
+    /// `--checkpoint FILE`: where the run's checkpoint goes.
+    pub(crate) checkpoint: Option<String>,
+    /// `--checkpoint-every N` (default 100 when `--checkpoint` is given).
+    pub(crate) checkpoint_every: usize,
+    /// `--resume FILE`: go on from this checkpoint.
+    pub(crate) resume: Option<String>,
 }
 
 impl RunOpts {
     /// The driver's options for these flags: `train`, `experiment` and `soak` all start their
     /// runs the same way.
     pub(crate) fn driver_opts(&self) -> qtlab_core::driver::RunOpts {
+        let native = if self.devices.is_empty() {
+            qtlab_core::driver::RunOpts::native(self.backend, self.threads)
+        } else {
+            // Several devices: one shard on each unless --threads says more, so that
+            // `--devices 2` splits the batch exactly as `--threads 2` does on one.
+            qtlab_core::driver::RunOpts {
+                backend: self.devices[0].backend_name().into(),
+                threads: self.threads.max(1),
+                ..qtlab_core::driver::RunOpts::native(self.backend, self.threads)
+            }
+        };
         qtlab_core::driver::RunOpts {
             stats_every: self.stats_every,
-            ..qtlab_core::driver::RunOpts::native(self.backend, self.threads)
+            checkpoint: self
+                .checkpoint
+                .as_ref()
+                .map(|p| qtlab_core::driver::Checkpointing {
+                    path: p.into(),
+                    every: self.checkpoint_every,
+                }),
+            ..native
         }
+    }
+
+    /// The run's devices, connected, with their names (one `backend` device without
+    /// `--devices`).
+    pub(crate) fn connect_devices(&self) -> Result<Vec<(qtlab_core::Device, String)>, String> {
+        if self.devices.is_empty() {
+            return Ok(vec![(self.backend.device(), String::new())]);
+        }
+        let token = self
+            .token_file
+            .as_deref()
+            .map(crate::devices::read_token)
+            .transpose()?;
+        crate::devices::connect(&self.devices, token.as_deref())
     }
 }
 
@@ -60,7 +102,13 @@ pub(crate) fn parse_args(args: &[String]) -> Result<(RunSpec, RunOpts), String> 
         only: None,
         preset: None,
         seeds: 1,
+        devices: Vec::new(),
+        token_file: None,
+        checkpoint: None,
+        checkpoint_every: 100,
+        resume: None,
     };
+    let mut devices_arg = None;
     let mut spec = RunSpec::default();
     let mut sets: Vec<(String, String)> = Vec::new();
     let mut i = 0;
@@ -114,6 +162,20 @@ pub(crate) fn parse_args(args: &[String]) -> Result<(RunSpec, RunOpts), String> 
                 }
             }
             "out" => opts.out = Some(value),
+            "devices" => devices_arg = Some(value),
+            "token-file" => opts.token_file = Some(value),
+            "checkpoint" => opts.checkpoint = Some(value),
+            "checkpoint-every" => {
+                opts.checkpoint_every =
+                    value
+                        .parse()
+                        .ok()
+                        .filter(|&n: &usize| n >= 1)
+                        .ok_or_else(|| {
+                            format!("--checkpoint-every expects a number ≥ 1, got `{value}`")
+                        })?
+            }
+            "resume" => opts.resume = Some(value),
             "stats-every" => {
                 opts.stats_every = value
                     .parse()
@@ -186,6 +248,9 @@ pub(crate) fn parse_args(args: &[String]) -> Result<(RunSpec, RunOpts), String> 
     }
     for (k, v) in sets {
         spec.set(&k, &v).map_err(|e| e.to_string())?;
+    }
+    if let Some(d) = devices_arg {
+        opts.devices = crate::devices::parse(&d, opts.backend)?;
     }
     spec.validate().map_err(|e| e.to_string())?;
     Ok((spec, opts))

@@ -45,9 +45,61 @@ pub(crate) fn cmd_bench_kernels(args: &[String]) -> Result<(), String> {
     Ok(())
 }
 
+/// `qtlab bench --devices LIST`: tokens/s on the first device alone and on all of them, per
+/// device, and the scaling efficiency (N-device throughput over N × one device's).
+fn bench_devices(spec: &RunSpec, opts: &crate::args::RunOpts) -> Result<(), String> {
+    let all = opts.connect_devices()?;
+    let n = opts.bench_steps.max(1);
+    let tokens_per_step = (spec.batch * spec.seq_len) as f64;
+    let threads = opts.threads.max(1);
+    let mut one = None;
+    for k in [1, all.len()] {
+        let devices = &all[..k];
+        let data = RunData::load(spec, None).map_err(|e| e.to_string())?;
+        let mut trainer = Trainer::with_devices(spec.clone(), data, devices);
+        trainer.set_threads(threads);
+        for _ in 0..3 {
+            trainer.step_sync(false).map_err(|e| e.to_string())?;
+        }
+        let t = Instant::now();
+        for _ in 0..n {
+            trainer.step_sync(false).map_err(|e| e.to_string())?;
+        }
+        let secs = t.elapsed().as_secs_f64();
+        let tok_s = tokens_per_step * n as f64 / secs;
+        let names: Vec<&str> = devices.iter().map(|(_, n)| n.as_str()).collect();
+        let eff = one.map(|o: f64| tok_s / (k as f64 * o));
+        println!(
+            "devices {k} [{}]  threads/device {threads}  ms/step {:8.2}  tokens/s {tok_s:10.0}  per device {:10.0}{}",
+            names.join(", "),
+            secs * 1e3 / n as f64,
+            tok_s / k as f64,
+            eff.map_or(String::new(), |e| format!(
+                "  scaling efficiency {:.0} %",
+                e * 100.0
+            ))
+        );
+        one.get_or_insert(tok_s);
+        if all.len() == 1 {
+            break;
+        }
+    }
+    Ok(())
+}
+
 pub(crate) fn cmd_bench(args: &[String]) -> Result<(), String> {
-    let (_, opts) = parse_args(args)?;
-    let spec = reference_spec();
+    let (parsed, opts) = parse_args(args)?;
+    let spec = match opts.preset {
+        Some(_) => RunSpec {
+            steps: 1_000_000,
+            ..parsed
+        },
+        None => reference_spec(),
+    };
+    if !opts.devices.is_empty() {
+        println!("config: {}", spec.to_canonical());
+        return bench_devices(&spec, &opts);
+    }
     println!("reference config: {}", spec.to_canonical());
     for backend in opts.bench_backends.iter().copied() {
         let data = RunData::load(&spec, None).map_err(|e| e.to_string())?;

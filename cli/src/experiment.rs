@@ -19,6 +19,13 @@ pub(crate) fn cmd_experiment(args: &[String]) -> Result<(), String> {
         args.drain(i..i + 2);
     }
     let (base, mut opts) = parse_args(&args)?;
+    if opts.resume.is_some() || opts.checkpoint.is_some() {
+        return Err(
+            "qtlab experiment trains several runs; checkpoint and resume one of them with \
+             `qtlab train --spec … --checkpoint F` (its spec is in the experiment's JSON)"
+                .into(),
+        );
+    }
     let variants = variants.unwrap_or_else(|| match opts.preset {
         Some(p) => p.variants(),
         None => vec!["vanilla".into(), "clipped".into(), "gated".into()],

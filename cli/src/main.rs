@@ -5,9 +5,11 @@ use std::process::ExitCode;
 mod args;
 mod bench;
 mod bench_kernels;
+mod devices;
 mod experiment;
 mod soak;
 mod train;
+mod worker;
 
 use args::parse_args;
 use bench::{cmd_bench, cmd_bench_kernels, cmd_shaders};
@@ -27,7 +29,15 @@ USAGE:
               [--quantize w8a8[,w6a6,...]] [--weight-range auto|{weight_ranges}]
               [--weight-granularity tensor|channel]
               [--act-range running_minmax|current_minmax|percentile:99.999] [--calib-batches N]
+              [--devices N|cpu,wgpu:I,ws://HOST:PORT,...] [--token-file F]
+              [--checkpoint FILE] [--checkpoint-every N] [--resume FILE]
+              --devices: data parallel, `batch` stays the global batch (docs/scale-out.md)
+  qtlab worker --listen HOST:PORT [--backend cpu|wgpu] [--token-file F]
+              host this machine's device for a trainer's --devices ws://HOST:PORT; prints
+              `listening on ws://ADDR`; a non-loopback address needs --token-file
   qtlab bench [--backend cpu|wgpu|all] [--bench-steps N] [--threads N]
+  qtlab bench --devices LIST [--preset ID] [--token-file F] [--bench-steps N]   tokens/s on
+              one device and on all, per device, and the scaling efficiency
   qtlab bench kernels [--backend cpu|wgpu|all] [--bench-steps N] [--only NAME]   custom WGSL
               kernels vs their Burn-tensor references on the same device, and the cost of
               per-step outlier stats (--only: rows whose name contains NAME; `step` for the last)
@@ -72,6 +82,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("train") => cmd_train(&args[1..]),
+        Some("worker") => worker::cmd_worker(&args[1..]),
         Some("bench") if args.get(1).map(String::as_str) == Some("kernels") => {
             cmd_bench_kernels(&args[2..])
         }
@@ -109,6 +120,13 @@ fn cmd_presets() -> Result<(), String> {
         let default = if i == 0 { "  (the app's default)" } else { "" };
         println!(
             "{}: {}{default}\n  {}\n  shows: {}\n",
+            p.id, p.name, p.fragment, p.shows
+        );
+    }
+    println!("GPU work, CLI only (days on real GPUs; see docs/scale-out.md):\n");
+    for p in presets::PAPER_PRESETS {
+        println!(
+            "{}: {}  [GPU]\n  {}\n  shows: {}\n",
             p.id, p.name, p.fragment, p.shows
         );
     }

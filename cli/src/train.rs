@@ -18,6 +18,20 @@ struct Bar {
     quiet: bool,
     last_inf: Option<f64>,
     t0: Instant,
+    /// Tokens (or patches) a step trains on: batch × sequence length.
+    tokens_per_step: usize,
+    /// The step the bar started at (a resumed run's rate counts only its own steps).
+    first: Option<usize>,
+}
+
+/// `1h02m`, `3m05s`, `42s`.
+fn human_secs(s: f64) -> String {
+    let s = s.max(0.0).round() as u64;
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m{:02}s", s / 60, s % 60),
+        _ => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
+    }
 }
 
 impl Bar {
@@ -29,13 +43,16 @@ impl Bar {
             return;
         }
         let done = r.step + 1;
+        let first = *self.first.get_or_insert(r.step);
         let inf = self.last_inf.map_or("-".to_string(), |v| format!("{v:.2}"));
-        let rate = done as f64 / self.t0.elapsed().as_secs_f64().max(1e-9);
+        let rate = (done - first) as f64 / self.t0.elapsed().as_secs_f64().max(1e-9);
+        let tok = rate * self.tokens_per_step as f64;
+        let eta = human_secs(total.saturating_sub(done) as f64 / rate.max(1e-9));
         if self.tty {
             let width = 30;
-            let filled = width * done / total.max(1);
+            let filled = (width * done / total.max(1)).min(width);
             eprint!(
-                "\r[{}{}] {done}/{total}  loss {:.4}  max|x| {inf}  {rate:.1} step/s ",
+                "\r[{}{}] {done}/{total}  loss {:.4}  max|x| {inf}  {tok:.0} tok/s  ETA {eta} \x1b[K",
                 "#".repeat(filled),
                 "-".repeat(width - filled),
                 r.loss
@@ -46,7 +63,7 @@ impl Bar {
             let _ = std::io::stderr().flush();
         } else if done % 50 == 0 || done == total {
             eprintln!(
-                "step {done}/{total}  loss {:.4}  max|x| {inf}  {rate:.1} step/s",
+                "step {done}/{total}  loss {:.4}  max|x| {inf}  {tok:.0} tok/s  ETA {eta}",
                 r.loss
             );
         }
@@ -96,17 +113,41 @@ pub(crate) fn train_one(spec: RunSpec, opts: &RunOpts) -> Result<RunRecord, Stri
             "spec {} ({}) on {}",
             spec.to_canonical(),
             spec.fingerprint(),
-            opts.backend.name()
+            match opts.devices.len() {
+                0 => opts.backend.name().to_string(),
+                n => (0..n)
+                    .map(|i| opts.devices[i].name(i, n))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            }
         );
     }
-    let mut run = Run::new(spec, data, &opts.backend.device(), opts.driver_opts())
-        .map_err(|e| e.to_string())?;
+    let devices = opts.connect_devices()?;
+    let mut run = match &opts.resume {
+        Some(path) => {
+            let run = Run::resume(
+                spec,
+                data,
+                &devices,
+                opts.driver_opts(),
+                std::path::Path::new(path),
+            )?;
+            if !opts.quiet {
+                eprintln!("resuming {path} at step {}", run.step());
+            }
+            run
+        }
+        None => Run::with_devices(spec, data, &devices, opts.driver_opts())
+            .map_err(|e| e.to_string())?,
+    };
     let total = run.record().steps;
     let mut bar = Bar {
         tty: std::io::stderr().is_terminal(),
         quiet: opts.quiet,
         last_inf: None,
         t0: Instant::now(),
+        tokens_per_step: tokens_per_step(&run.trainer().spec),
+        first: None,
     };
     run.run_to_end(|ev| match ev {
         Event::Step { report, .. } => bar.step(report, total),
@@ -141,6 +182,14 @@ pub(crate) fn train_one(spec: RunSpec, opts: &RunOpts) -> Result<RunRecord, Stri
         }
     }
     Ok(run.finish())
+}
+
+/// Tokens a training step consumes: batch × sequence length (patches + class token for ViT).
+fn tokens_per_step(s: &RunSpec) -> usize {
+    match s.model {
+        qtlab_core::spec::ModelKind::Vit => s.batch * ((s.image / s.patch.max(1)).pow(2) + 1),
+        _ => s.batch * s.seq_len,
+    }
 }
 
 fn show_metric(m: &qtlab_core::ptq::calibrate::QuantMetric) -> String {

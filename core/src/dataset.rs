@@ -6,7 +6,7 @@
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
-use crate::data::{self, DataError, ImageSet, TextCorpus, TokenBatch};
+use crate::data::{self, CharTokenizer, DataError, ImageSet, TextCorpus, TokenBatch};
 use crate::model::ModelInput;
 use crate::rng::{Rng, Stream};
 use crate::spec::{DataSource, ModelKind, RunSpec};
@@ -27,7 +27,14 @@ const DELIMITERS: &[char] = &['.', ',', ';', ':', '!', '?', '\n'];
 
 pub enum RunData {
     Text(TextCorpus),
-    Images { train: ImageSet, val: ImageSet },
+    Images {
+        train: ImageSet,
+        val: ImageSet,
+    },
+    /// A `data=file:` text larger than [`data::MAX_FILE_BYTES`]: read by windows, never whole
+    /// (native only; the browser refuses such an upload).
+    #[cfg(not(target_arch = "wasm32"))]
+    Stream(data::stream::StreamCorpus),
 }
 
 /// A batch on the host, ready to upload.
@@ -112,6 +119,16 @@ impl RunData {
                 )?;
                 Ok(RunData::Text(corpus))
             }
+            #[cfg(not(target_arch = "wasm32"))]
+            (_, DataSource::File(path))
+                if file_text.is_none()
+                    && std::fs::metadata(path)
+                        .is_ok_and(|m| m.is_file() && m.len() > data::MAX_FILE_BYTES as u64) =>
+            {
+                let corpus = data::stream::StreamCorpus::open(std::path::Path::new(path), 0.1)?;
+                corpus.check_window(text_window(spec))?;
+                Ok(RunData::Stream(corpus))
+            }
             (_, source) => {
                 let text = read_text(source, file_text)?;
                 let corpus = TextCorpus::from_text(&text, 0.1)?;
@@ -129,24 +146,34 @@ impl RunData {
     /// Token vocabulary size (0 for images).
     pub fn vocab_size(&self) -> usize {
         match self {
-            RunData::Text(c) => c.tokenizer.vocab_size(),
             RunData::Images { .. } => 0,
+            _ => self.tokenizer().map_or(0, CharTokenizer::vocab_size),
+        }
+    }
+
+    /// The text's tokenizer (none for images).
+    pub fn tokenizer(&self) -> Option<&CharTokenizer> {
+        match self {
+            RunData::Text(c) => Some(&c.tokenizer),
+            RunData::Images { .. } => None,
+            #[cfg(not(target_arch = "wasm32"))]
+            RunData::Stream(c) => Some(&c.tokenizer),
         }
     }
 
     fn delim_ids(&self) -> Vec<u32> {
-        match self {
-            RunData::Text(c) => {
+        match self.tokenizer() {
+            Some(t) => {
                 let mut ids = vec![data::tokenizer::SEP];
                 for ch in DELIMITERS {
-                    let id = c.tokenizer.encode(&ch.to_string())[0];
+                    let id = t.encode(&ch.to_string())[0];
                     if id != data::tokenizer::UNK {
                         ids.push(id);
                     }
                 }
                 ids
             }
-            RunData::Images { .. } => Vec::new(),
+            None => Vec::new(),
         }
     }
 
@@ -170,6 +197,11 @@ impl RunData {
                     .map(|_| order.below(train.labels.len()))
                     .collect();
                 image_host_batch(spec, train, &idx)
+            }
+            #[cfg(not(target_arch = "wasm32"))]
+            RunData::Stream(c) => {
+                let (tokens, starts) = c.train_rows(text_window(spec), spec.batch, order);
+                self.text_batch(spec, &tokens, &starts, mask)
             }
         }
     }
@@ -197,6 +229,14 @@ impl RunData {
                 let n = val.labels.len();
                 let idx: Vec<usize> = (0..spec.batch).map(|j| (i * spec.batch + j) % n).collect();
                 image_host_batch(spec, val, &idx)
+            }
+            #[cfg(not(target_arch = "wasm32"))]
+            RunData::Stream(c) => {
+                let window = text_window(spec);
+                let (tokens, starts) = c.eval_rows(window, spec.batch * spec.eval_batches);
+                let rows = &starts[i * spec.batch..(i + 1) * spec.batch];
+                let mut mask = Rng::stream(spec.seed, Stream::Mask).fork(0xE7A1_0000 + i as u64);
+                self.text_batch(spec, &tokens, rows, &mut mask)
             }
         }
     }

@@ -33,6 +33,17 @@ pub struct RunOpts {
     /// Stats every this many steps plus the last; 0 turns them off.
     pub stats_every: usize,
     pub clock: Clock,
+    /// Write a checkpoint every this many steps (native only; `None` = never).
+    pub checkpoint: Option<Checkpointing>,
+}
+
+/// Where and how often a run writes its checkpoint (one file, replaced atomically).
+#[derive(Clone, Debug)]
+pub struct Checkpointing {
+    pub path: std::path::PathBuf,
+    /// Steps between checkpoints (at least 1); none after the last step, whose state is the
+    /// record itself.
+    pub every: usize,
 }
 
 /// Shards per CPU step when the caller does not choose. Fixed rather than the core count, so
@@ -55,6 +66,7 @@ impl RunOpts {
             threads,
             stats_every: STATS_EVERY,
             clock: native_clock,
+            checkpoint: None,
         }
     }
 }
@@ -89,9 +101,23 @@ impl Run {
         device: &Device,
         opts: RunOpts,
     ) -> Result<Run, SpecError> {
+        Run::with_devices(spec, data, &[(device.clone(), String::new())], opts)
+    }
+
+    /// [`Run::new`], data parallel over `devices` (with their names for errors), `threads`
+    /// shards on each (see [`Trainer::with_devices`]).
+    pub fn with_devices(
+        spec: RunSpec,
+        data: RunData,
+        devices: &[(Device, String)],
+        opts: RunOpts,
+    ) -> Result<Run, SpecError> {
         spec.validate()?;
-        let rec = RunRecord::new(&spec, &opts.backend, opts.threads.max(1));
-        let mut trainer = Trainer::new(spec, data, device);
+        let mut rec = RunRecord::new(&spec, &opts.backend, opts.threads.max(1));
+        if devices.len() > 1 || devices.iter().any(|(_, n)| !n.is_empty()) {
+            rec.devices = devices.iter().map(|(_, n)| n.clone()).collect();
+        }
+        let mut trainer = Trainer::with_devices(spec, data, devices);
         trainer.set_threads(opts.threads);
         Ok(Run {
             trainer,
@@ -101,6 +127,79 @@ impl Run {
             finished: false,
             active_ms: 0.0,
         })
+    }
+
+    /// A run that goes on from the checkpoint at `path`, taken by a run of the same spec with
+    /// the same shard count (devices × threads), so that it finishes with the numbers the
+    /// uninterrupted run would have had.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn resume(
+        spec: RunSpec,
+        data: RunData,
+        devices: &[(Device, String)],
+        opts: RunOpts,
+        path: &std::path::Path,
+    ) -> Result<Run, String> {
+        let ck = crate::checkpoint::Checkpoint::load(path)?;
+        let canonical = spec.to_canonical();
+        if ck.header.spec != canonical {
+            return Err(format!(
+                "checkpoint `{}` belongs to another run:\n  its spec:  {}\n  this spec: {canonical}",
+                path.display(),
+                ck.header.spec
+            ));
+        }
+        let mut run = Run::with_devices(spec, data, devices, opts).map_err(|e| e.to_string())?;
+        let shards = run.trainer.shards();
+        if ck.header.shards != shards {
+            return Err(format!(
+                "checkpoint `{}` was taken with {} shards per step (devices × threads) and this \
+                 run has {shards}; the shard count changes float rounding, so resume with the \
+                 same --devices and --threads",
+                path.display(),
+                ck.header.shards
+            ));
+        }
+        run.trainer.restore(ck.state)?;
+        run.rec = ck.header.record;
+        run.rec.threads = run.opts.threads.max(1);
+        run.active_ms = ck.header.active_ms;
+        Ok(run)
+    }
+
+    /// Writes the run's checkpoint to `path` (atomically).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn save_checkpoint(&self, path: &std::path::Path) -> Result<(), String> {
+        let state = self.trainer.snapshot().map_err(|e| e.to_string())?;
+        crate::checkpoint::Checkpoint::save(
+            &state,
+            &self.trainer.spec.to_canonical(),
+            self.trainer.shards(),
+            &self.rec,
+            self.active_ms,
+            path,
+        )
+    }
+
+    /// Writes the checkpoint if one is due after the step just taken; a failed write stops
+    /// the run (going on would risk hours of work on a checkpoint that is not there).
+    #[cfg(not(target_arch = "wasm32"))]
+    fn checkpoint_if_due(&mut self, out: &mut Vec<Event>) {
+        let Some(c) = self.opts.checkpoint.clone() else {
+            return;
+        };
+        let s = self.trainer.steps_done;
+        if self.failed || self.trainer.done() || s % c.every.max(1) != 0 {
+            return;
+        }
+        if let Err(e) = self.save_checkpoint(&c.path) {
+            let f = crate::record::Failure {
+                message: e,
+                device: false,
+                diverged: None,
+            };
+            self.emit(out, Event::Failed(f));
+        }
     }
 
     /// Steps done so far (the next step's index).
@@ -237,6 +336,7 @@ impl Run {
                 self.inspected(&mut out, r);
             }
         }
+        self.checkpoint_if_due(&mut out);
         self.close(&mut out, t0);
         out
     }

@@ -177,13 +177,15 @@ impl Inspection {
 
 fn token_labels(data: &RunData, input: &HostInput, seq: usize) -> Vec<String> {
     match (data, input) {
-        (RunData::Text(c), HostInput::Tokens(ids)) => ids[..seq.min(ids.len())]
+        (data, HostInput::Tokens(ids)) if data.tokenizer().is_some() => ids[..seq.min(ids.len())]
             .iter()
-            .map(|&id| match c.tokenizer.decode(&[id]).as_str() {
-                "\n" => "⏎".to_string(),
-                " " => "␣".to_string(),
-                s => s.to_string(),
-            })
+            .map(
+                |&id| match data.tokenizer().expect("checked").decode(&[id]).as_str() {
+                    "\n" => "⏎".to_string(),
+                    " " => "␣".to_string(),
+                    s => s.to_string(),
+                },
+            )
             .collect(),
         _ => (0..seq)
             .map(|i| i % input_seq(input, seq))

@@ -25,6 +25,7 @@
 //! - [`inspect`]: attention maps, gates and histograms for the app, in one readback
 //! - [`ptq`]: post-training W8A8 (and lower) quantization and its report
 //! - [`record`]: the JSON record of a run, the events a run emits, and how they fill it
+//! - [`checkpoint`]: one file that lets a run go on exactly where it stopped (native)
 //! - [`driver`]: the one run loop: stats and evaluation cadence, inspection, divergence, timing
 //! - [`url`]: the app's URL state (the spec plus app-only keys)
 //!
@@ -45,6 +46,8 @@
 //!   the paper's quantizer sites; WxAy lowers the bit widths.
 
 pub mod attention;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod checkpoint;
 pub mod data;
 pub mod dataset;
 pub mod driver;

@@ -72,6 +72,48 @@ pub fn load<M: Module>(module: M, arrays: &BTreeMap<String, HostArray>) -> Resul
     }))
 }
 
+/// Every float parameter's values on the host, by path (reads back; for checkpoints).
+pub fn read<M: Module>(module: &M) -> Result<BTreeMap<String, HostArray>, String> {
+    let mut v = Collect {
+        path: Vec::new(),
+        out: Vec::new(),
+    };
+    module.visit(&mut v);
+    v.out
+        .into_iter()
+        .map(|(name, shape, t)| {
+            let values = t
+                .try_into_data()
+                .map_err(|e| format!("cannot read `{name}`: {e:?}"))?
+                .try_into_vec::<f32>()
+                .map_err(|e| format!("cannot read `{name}`: {e:?}"))?;
+            Ok((name, HostArray { shape, values }))
+        })
+        .collect()
+}
+
+struct Collect {
+    path: Vec<String>,
+    out: Vec<(String, Vec<usize>, Tensor<1>)>,
+}
+
+impl ModuleVisitor for Collect {
+    fn enter_module(&mut self, name: &str, container_type: &str) {
+        enter(&mut self.path, name, container_type);
+    }
+
+    fn exit_module(&mut self, _name: &str, container_type: &str) {
+        exit(&mut self.path, container_type);
+    }
+
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let t = param.val().inner();
+        let shape = t.dims().to_vec();
+        let n: usize = shape.iter().product();
+        self.out.push((self.path.join("."), shape, t.reshape([n]))); // [n]
+    }
+}
+
 struct Names {
     path: Vec<String>,
     out: Vec<(String, Vec<usize>, ParamId)>,

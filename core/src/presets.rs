@@ -89,10 +89,44 @@ pub const PRESETS: &[Preset] = &[
     },
 ];
 
-/// The preset with this id or exact name.
+/// The paper's own models, sizes and optimiser settings (shared/reference/paper.md, App. C):
+/// GPU work for the CLI (`qtlab experiment --preset paper-bert-base --devices …`), days on
+/// real GPUs, so the app does not offer them. Each trains its first `attn` beside `cmp`, every
+/// variant at the paper's setting. The data defaults to tinyshakespeare; point `--data` at a
+/// large corpus (a file over 200 MiB is streamed). The tokenizer is per character, so
+/// perplexities are not comparable with the paper's Table 2; outlier magnitudes and
+/// quantization gaps are comparable in kind.
+pub const PAPER_PRESETS: &[Preset] = &[
+    Preset {
+        id: "paper-bert-base",
+        name: "Paper scale: BERT-base (12L, d 768, T 128), vanilla, clipped γ=−0.025, MLP gate",
+        fragment: "model=bert&layers=12&d=768&heads=12&ffn=3072&seq=128&batch=256&steps=1000000\
+                   &lr=0.0001&warmup=10000&sched=linear&wd=0.01&b1=0.9&b2=0.999&eps=0.00000001&clip=1\
+                   &dropout=0.1&mask=0.15&gamma=-0.025&zeta=1&gate=mlp&data=tinyshakespeare\
+                   &eval_every=10000&eval_batches=16&attn=vanilla&cmp=clipped,gated\
+                   &q=w8a8",
+        shows: "GPU work (10^6 steps at batch 256 in the paper): the paper's Table 2 BERT rows \
+                at its settings; per-character tokens, so compare outliers, not perplexity",
+    },
+    Preset {
+        id: "paper-opt-125m",
+        name: "Paper scale: OPT-125m (12L, d 768, T 512), vanilla, clipped α=12, linear gate π=0.25",
+        fragment: "model=opt&layers=12&d=768&heads=12&ffn=3072&seq=512&batch=192&steps=125000\
+                   &lr=0.0004&warmup=2000&sched=linear&wd=0.1&ln_wd=1&b1=0.9&b2=0.95\
+                   &eps=0.00000001&clip=1&dropout=0.1&init_std=0.006&alpha=12&gate=linear&pi=0.25\
+                   &data=tinyshakespeare&eval_every=5000&eval_batches=16&attn=vanilla\
+                   &cmp=clipped,gated&q=w8a8",
+        shows: "GPU work (125k steps at batch 192 in the paper): the paper's Table 2 OPT rows \
+                with LayerNorm-γ weight decay; per-character tokens, so compare outliers, not \
+                perplexity",
+    },
+];
+
+/// The preset with this id or exact name, the app's or the paper-scale ones.
 pub fn find(id_or_name: &str) -> Option<&'static Preset> {
     PRESETS
         .iter()
+        .chain(PAPER_PRESETS)
         .find(|p| p.id == id_or_name || p.name == id_or_name)
 }
 
@@ -185,7 +219,7 @@ mod tests {
     #[test]
     fn every_preset_is_a_valid_spec_with_known_app_keys() {
         let mut ids = std::collections::HashSet::new();
-        for p in PRESETS {
+        for p in PRESETS.iter().chain(PAPER_PRESETS) {
             assert!(ids.insert(p.id), "duplicate id {}", p.id);
             let spec = p.spec().unwrap_or_else(|e| panic!("{}: {e}", p.id));
             for (k, _) in p.pairs() {
@@ -209,6 +243,31 @@ mod tests {
             "the default compares against vanilla"
         );
         assert!(find("no such preset").is_none());
+    }
+
+    #[test]
+    fn paper_presets_are_the_papers_settings() {
+        let bert = find("paper-bert-base").unwrap().spec().unwrap();
+        assert_eq!(
+            (bert.layers, bert.d_model, bert.heads, bert.d_ff),
+            (12, 768, 12, 3072)
+        );
+        assert_eq!(
+            (bert.seq_len, bert.batch, bert.steps),
+            (128, 256, 1_000_000)
+        );
+        assert_eq!(bert.gamma_effective(), -0.025);
+        let opt = find("paper-opt-125m").unwrap().spec().unwrap();
+        assert_eq!(
+            (opt.seq_len, opt.batch, opt.steps, opt.beta2),
+            (512, 192, 125_000, 0.95)
+        );
+        assert!((opt.gamma_effective() + 12.0 / 512.0).abs() < 1e-12);
+        assert!(opt.ln_wd && opt.pi_init == 0.25);
+        for p in PAPER_PRESETS {
+            assert!(!PRESETS.contains(p), "the app must not offer {}", p.id);
+            assert_eq!(p.variants(), ["vanilla", "clipped", "gated"]);
+        }
     }
 
     #[test]

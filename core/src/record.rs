@@ -19,9 +19,13 @@ pub struct RunRecord {
     /// `cpu` or `wgpu`.
     #[serde(default)]
     pub backend: String,
-    /// Data-parallel shards per CPU step (changes float rounding, not the math).
+    /// Data-parallel shards per device and step (changes float rounding, not the math).
     #[serde(default)]
     pub threads: usize,
+    /// The devices a data-parallel run used (`cpu`, `wgpu:1`, `ws://host:port`); empty for
+    /// a run on the one `backend` device.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub devices: Vec<String>,
     /// Steps done so far.
     #[serde(default)]
     pub step: usize,

@@ -3,7 +3,7 @@
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use qtlab_core::presets::PRESETS;
+use qtlab_core::presets::{PAPER_PRESETS, PRESETS};
 use qtlab_core::ptq::weights::WeightRange;
 use qtlab_core::spec::{self, Allowed, AttnKind, ModelKind, RunSpec};
 use qtlab_core::url::AppState;
@@ -324,8 +324,29 @@ pub fn PresetPicker(ctx: Ctx) -> impl IntoView {
                 <option value="">"choose a preset…"</option>
                 {PRESETS.iter().map(|p| view! { <option value=p.name title=p.shows>{p.name}</option> }).collect_view()}
             </select>
+            <p class="hint" id="paper-scale" title=paper_scale_title()>
+                "Paper-scale runs ("{paper_scale_ids()}") take days on GPUs: run them with the "
+                <code>"qtlab"</code>" CLI (docs/scale-out.md)."
+            </p>
         </fieldset>
     }
+}
+
+/// The paper-scale presets' ids, which the app names but does not run.
+fn paper_scale_ids() -> String {
+    PAPER_PRESETS
+        .iter()
+        .map(|p| p.id)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn paper_scale_title() -> String {
+    PAPER_PRESETS
+        .iter()
+        .map(|p| format!("qtlab experiment --preset {} --devices …: {}", p.id, p.name))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// The preset whose run is on screen, or "" once a setting differs from every preset: the menu

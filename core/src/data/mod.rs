@@ -11,11 +11,14 @@
 //! - [`synth_images`]: a built-in shape-classification set for the ViT.
 //! - [`batch`]: train/validation split and the MLM, CLM and image batches.
 //! - [`bigram_backcopy`]: the Bigram-Backcopy task built from a text's bigram table.
+//! - [`stream`]: a text file of many GB, read a window at a time (native).
 
 use std::fmt;
 
 pub mod batch;
 pub mod bigram_backcopy;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod stream;
 pub mod synth_images;
 pub mod synth_text;
 pub mod text_file;

@@ -59,7 +59,8 @@ pub fn batch_loss_and_correct(
 
 /// Reads a flat f32 tensor back, blocking (native, and the CPU backend in the browser).
 pub(crate) fn read_f32(t: Tensor<1>) -> Result<Vec<f32>, TrainError> {
-    t.into_data()
+    t.try_into_data()
+        .map_err(|e| TrainError::Device(format!("{e:?}")))?
         .try_into_vec::<f32>()
         .map_err(|e| TrainError::Device(format!("{e:?}")))
 }
@@ -135,7 +136,8 @@ impl PendingStep {
         let v = self
             .packed
             .clone()
-            .into_data()
+            .try_into_data()
+            .map_err(|e| format!("{e:?}"))?
             .try_into_vec::<f32>()
             .map_err(|e| format!("{e:?}"))?;
         Ok(self.finish(v))
@@ -171,13 +173,34 @@ pub struct Trainer {
     pub data: RunData,
     model: Option<Model>,
     opt: AdamW,
-    /// The autodiff device the model trains on.
+    /// The autodiff device the model and the optimizer live on (the leader, `devices[0]`).
     device: Device,
+    /// Every device a step's shards run on, the leader first (autodiff twins).
+    devices: Vec<Device>,
+    /// How each device is named in errors (`cpu`, `wgpu:1`, `ws://127.0.0.1:4000`).
+    device_names: Vec<String>,
     order: Rng,
     mask: Rng,
+    /// Shards per device.
     threads: usize,
     /// Training steps taken so far; the next step's index (a field apart from the `step` method).
     pub steps_done: usize,
+}
+
+/// A trainer's state on the host (see [`Trainer::snapshot`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrainerState {
+    pub steps_done: usize,
+    /// The batch-order stream's generator state.
+    pub order: [u64; 4],
+    /// The masking stream's generator state.
+    pub mask: [u64; 4],
+    /// AdamW updates taken (its bias-correction exponent).
+    pub updates: i32,
+    /// Every parameter, by path.
+    pub params: std::collections::BTreeMap<String, crate::params::HostArray>,
+    /// AdamW's `(m, v)` of every parameter that has them, by path.
+    pub moments: std::collections::BTreeMap<String, (Vec<f32>, Vec<f32>)>,
 }
 
 /// One shard's contribution to a training step.
@@ -239,6 +262,22 @@ fn run_shard(
     }
 }
 
+/// The socket address of a worker named `ws://HOST:PORT`.
+fn remote_addr(name: &str) -> Option<std::net::SocketAddr> {
+    let hostport = name.strip_prefix("ws://")?;
+    std::net::ToSocketAddrs::to_socket_addrs(hostport)
+        .ok()?
+        .next()
+}
+
+/// The text of a caught panic.
+pub(crate) fn panic_text(p: &Box<dyn std::any::Any + Send>) -> String {
+    p.downcast_ref::<String>()
+        .cloned()
+        .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "unknown panic".into())
+}
+
 /// Multiplies every weight by NaN: fault injection, so tests (native and in the browser) can
 /// check that a diverged run is caught within one step and its curves are kept.
 pub fn poison_weights(model: Model) -> Model {
@@ -290,7 +329,19 @@ impl Trainer {
     /// `device` is a plain device (`Device::flex()`, `Device::wgpu(..)`); training runs on its
     /// autodiff twin. The spec must already be validated.
     pub fn new(spec: RunSpec, data: RunData, device: &Device) -> Trainer {
-        let device = device.clone().autodiff();
+        Trainer::with_devices(spec, data, &[(device.clone(), String::new())])
+    }
+
+    /// Data parallel over `devices` (plain devices with their names; at least one): the
+    /// model and the optimizer live on the first, the leader. Each step the leader's
+    /// parameters are copied to the other devices, every device runs its shards of the global
+    /// batch, and their gradients come back to the leader and are summed there in shard order
+    /// (a leader reduction: Burn 0.22's collectives exist for CUDA only, see
+    /// docs/scale-out.md). The same devices in any number of processes give the same bits.
+    pub fn with_devices(spec: RunSpec, data: RunData, devices: &[(Device, String)]) -> Trainer {
+        assert!(!devices.is_empty(), "a trainer needs a device");
+        let devs: Vec<Device> = devices.iter().map(|(d, _)| d.clone().autodiff()).collect();
+        let device = devs[0].clone();
         let mut init = Init::new(Rng::stream(spec.seed, Stream::Init));
         let model = Model::init(&spec, data.vocab_size(), &mut init, &device);
         Trainer {
@@ -302,7 +353,54 @@ impl Trainer {
             data,
             model: Some(model),
             device,
+            devices: devs,
+            device_names: devices.iter().map(|(_, n)| n.clone()).collect(),
             steps_done: 0,
+        }
+    }
+
+    /// Devices the shards run on.
+    pub fn device_count(&self) -> usize {
+        self.devices.len()
+    }
+
+    /// Shards per step: `threads` on each device.
+    pub fn shards(&self) -> usize {
+        self.devices.len() * self.threads
+    }
+
+    /// Which devices no longer answer (after a failed step), by name: a lost worker is named,
+    /// not "a device".
+    fn failed_devices(&self) -> String {
+        let dead: Vec<String> = (0..self.devices.len())
+            .filter(|&d| match remote_addr(&self.device_name(d)) {
+                // A live worker's session may still report the failure it was waiting on
+                // (a transfer from the dead one), so a worker is judged by whether it answers.
+                Some(addr) => {
+                    std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(2))
+                        .is_err()
+                }
+                None => {
+                    let dev = self.devices[d].clone().inner();
+                    !matches!(
+                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| dev.sync())),
+                        Ok(Ok(()))
+                    )
+                }
+            })
+            .map(|d| self.device_name(d))
+            .collect();
+        match dead.len() {
+            0 => "a device".into(),
+            _ => dead.join(", "),
+        }
+    }
+
+    /// A device's name for an error message.
+    fn device_name(&self, d: usize) -> String {
+        match self.device_names.get(d) {
+            Some(n) if !n.is_empty() => n.clone(),
+            _ => format!("device {d}"),
         }
     }
 
@@ -322,7 +420,10 @@ impl Trainer {
 
     /// Queues one training step. With `with_stats`, the headline taps' inf-norms of this batch
     /// ride along in the same readback (cheap; the app asks for them every few steps).
-    pub fn step(&mut self, with_stats: bool) -> PendingStep {
+    ///
+    /// A device that fails mid-step (a worker that went away) is an error naming it; the
+    /// trainer is not usable after that (its model went with the step).
+    pub fn step(&mut self, with_stats: bool) -> Result<PendingStep, TrainError> {
         let host = self
             .data
             .train_batch(&self.spec, &mut self.order, &mut self.mask);
@@ -334,75 +435,106 @@ impl Trainer {
             model.set_score_norm(crate::attention::ScoreNorm::Clipped { gamma, zeta });
         }
         let total_weight: f32 = host.weight.iter().sum();
-        let shards = host.split(self.threads);
-        let (spec, device) = (&self.spec, &self.device);
-        // One mask stream per step and shard, so a shard's masks do not depend on thread timing.
+        let shards = host.split(self.shards());
+        let threads = self.threads;
+        let (spec, devices) = (&self.spec, &self.devices);
+        // One mask stream per step and shard, so a shard's masks do not depend on thread timing
+        // nor on which device runs it: `--devices 2 --threads 1` draws what `--threads 2` does.
         let step = self.steps_done as u64;
         let dropout = move |shard: usize| {
             (spec.dropout > 0.0)
                 .then(|| Rng::stream(spec.seed, Stream::Dropout).fork((step << 16) | shard as u64))
         };
-        let results: Vec<ShardResult> = if shards.len() == 1 {
-            vec![run_shard(
+        let results: Vec<Result<ShardResult, usize>> = if shards.len() == 1 {
+            vec![Ok(run_shard(
                 &model,
                 &shards[0],
                 spec,
-                device,
+                &devices[0],
                 total_weight,
                 with_stats,
                 false,
                 dropout(0),
-            )]
+            ))]
         } else {
+            // The broadcast: each other device gets the leader's parameters, once per step.
+            let used = shards.len().div_ceil(threads).min(devices.len());
+            let replicas: Vec<Model> = (0..used)
+                .map(|d| match d {
+                    0 => model.clone(),
+                    _ => model.clone().map(&mut ToDevice(devices[d].clone())),
+                })
+                .collect();
             std::thread::scope(|scope| {
-                let model = &model;
-                let handles: Vec<_> = shards[1..]
+                let replicas = &replicas;
+                let handles: Vec<_> = shards
                     .iter()
                     .enumerate()
-                    .map(|(i, sh)| {
-                        let rng = dropout(i + 1);
+                    .map(|(k, sh)| {
+                        let d = k / threads;
+                        let rng = dropout(k);
                         scope.spawn(move || {
-                            run_shard(model, sh, spec, device, total_weight, with_stats, true, rng)
+                            run_shard(
+                                &replicas[d],
+                                sh,
+                                spec,
+                                &devices[d],
+                                total_weight,
+                                with_stats,
+                                true,
+                                rng,
+                            )
                         })
                     })
                     .collect();
-                let mut results = vec![run_shard(
-                    model,
-                    &shards[0],
-                    spec,
-                    device,
-                    total_weight,
-                    with_stats,
-                    true,
-                    dropout(0),
-                )];
-                results.extend(
-                    handles
-                        .into_iter()
-                        .map(|h| h.join().expect("training shard panicked")),
-                );
-                results
+                handles
+                    .into_iter()
+                    .enumerate()
+                    .map(|(k, h)| h.join().map_err(|_| k / threads))
+                    .collect()
             })
         };
-        // Combine in shard order so the result does not depend on thread timing.
-        let mut results = results.into_iter();
-        let first = results.next().expect("at least one shard");
-        let (mut loss, mut grads, mut stats) = (first.loss, first.grads, first.stats);
-        for r in results {
-            loss = loss + r.loss;
-            for (id, g) in r.grads {
-                let sum = match grads.remove(&id) {
-                    Some(acc) => acc + g,
-                    None => g,
-                };
-                grads.insert(id, sum);
-            }
-            stats = stats
-                .into_iter()
-                .zip(r.stats)
-                .map(|(a, b)| Tensor::cat(vec![a, b], 0))
-                .collect();
+        let leader = self.device.clone().inner();
+        // Combine in shard order so the result does not depend on thread timing; a shard from
+        // another device comes home first (a no-op for the leader's own shards).
+        let home = |t: Tensor<1>, d: usize| if d == 0 { t } else { t.to_device(&leader) };
+        let mut acc: Option<ShardResult> = None;
+        for (k, r) in results.into_iter().enumerate() {
+            let d = k / threads;
+            let r = r.map_err(|d| {
+                TrainError::Device(format!("the shard on {} stopped", self.device_name(d)))
+            })?;
+            let r = ShardResult {
+                loss: home(r.loss, d),
+                grads: r
+                    .grads
+                    .into_iter()
+                    .map(|(id, g)| (id, home(g, d)))
+                    .collect(),
+                stats: r.stats.into_iter().map(|t| home(t, d)).collect(),
+            };
+            acc = Some(match acc {
+                None => r,
+                Some(mut a) => {
+                    a.loss = a.loss + r.loss;
+                    for (id, g) in r.grads {
+                        let sum = match a.grads.remove(&id) {
+                            Some(x) => x + g,
+                            None => g,
+                        };
+                        a.grads.insert(id, sum);
+                    }
+                    a.stats = a
+                        .stats
+                        .into_iter()
+                        .zip(r.stats)
+                        .map(|(x, y)| Tensor::cat(vec![x, y], 0))
+                        .collect();
+                    a
+                }
+            });
         }
+        let ShardResult { loss, grads, stats } = acc.expect("at least one shard");
         let lr = lr_at(&self.spec, self.steps_done);
         let (model, grad_norm) = self.opt.apply(model, grads, lr);
         self.model = Some(model);
@@ -411,18 +543,69 @@ impl Trainer {
         parts.extend(stats);
         let step = self.steps_done;
         self.steps_done += 1;
-        PendingStep {
+        Ok(PendingStep {
             step,
             lr,
             packed: Tensor::cat(parts, 0),
             headline_layers,
             seqs: self.spec.batch,
-        }
+        })
     }
 
-    /// Data-parallel shards for CPU steps (native only; the browser has no threads and GPUs
+    /// Everything the next step depends on, read back to the host: parameters, optimizer
+    /// moments (both by parameter path, so they outlive this process's parameter ids), the
+    /// batch-order and masking streams, and the step. Dropout needs nothing: its masks are a
+    /// pure function of (seed, step, shard).
+    pub fn snapshot(&self) -> Result<TrainerState, TrainError> {
+        let model = self.model();
+        let params = crate::params::read(model).map_err(TrainError::Device)?;
+        let mut by_id = self.opt.export()?;
+        let moments = crate::params::names(model)
+            .into_iter()
+            .filter_map(|(path, _, id)| by_id.remove(&id).map(|mv| (path, mv)))
+            .collect();
+        Ok(TrainerState {
+            steps_done: self.steps_done,
+            order: self.order.state(),
+            mask: self.mask.state(),
+            updates: self.opt.updates(),
+            params,
+            moments,
+        })
+    }
+
+    /// Puts a [`Trainer::snapshot`] back: the next step is the one the snapshot's trainer would
+    /// have taken, bit for bit on a deterministic backend.
+    pub fn restore(&mut self, st: TrainerState) -> Result<(), String> {
+        let model = self.model.take().expect("model present between steps");
+        let ids: HashMap<String, ParamId> = crate::params::names(&model)
+            .into_iter()
+            .map(|(path, _, id)| (path, id))
+            .collect();
+        let model = match crate::params::load(model, &st.params) {
+            Ok(m) => m,
+            Err(e) => {
+                return Err(format!("the checkpoint does not fit this model: {e}"));
+            }
+        };
+        self.model = Some(model);
+        let mut moments = HashMap::new();
+        for (path, mv) in st.moments {
+            let id = ids
+                .get(&path)
+                .ok_or_else(|| format!("the checkpoint has moments for an unknown `{path}`"))?;
+            moments.insert(*id, mv);
+        }
+        self.opt.import(st.updates, moments, &self.device);
+        self.order = Rng::from_state(st.order);
+        self.mask = Rng::from_state(st.mask);
+        self.steps_done = st.steps_done;
+        Ok(())
+    }
+
+    /// Data-parallel shards per device (native only; the browser has no threads and GPUs
     /// gain nothing). Splitting changes float rounding, not the math, and is deterministic for
-    /// a given count. Default: 1.
+    /// a given total shard count. Default: 1.
     pub fn set_threads(&mut self, threads: usize) {
         self.threads = threads.max(1);
     }
@@ -477,7 +660,27 @@ impl Trainer {
 
     /// Native convenience: step and read back, refusing a non-finite loss.
     pub fn step_sync(&mut self, with_stats: bool) -> Result<StepReport, TrainError> {
-        let r = self.step(with_stats).read().map_err(TrainError::Device)?;
+        let r = if self.devices.len() == 1 {
+            self.step(with_stats)?.read().map_err(TrainError::Device)?
+        } else {
+            // Burn's remote client panics on some paths when a worker goes away; that must
+            // end this run with the worker's name, not take the process down.
+            let step = self.steps_done;
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                self.step(with_stats)?.read().map_err(TrainError::Device)
+            }))
+            .unwrap_or_else(|p| Err(TrainError::Device(panic_text(&p))));
+            match r {
+                Ok(r) => r,
+                Err(TrainError::Device(why)) => {
+                    return Err(TrainError::Device(format!(
+                        "{} failed during step {step} ({why})",
+                        self.failed_devices()
+                    )));
+                }
+                Err(e) => return Err(e),
+            }
+        };
         if !r.loss.is_finite() || !r.grad_norm.is_finite() {
             return Err(TrainError::Diverged {
                 step: r.step,
@@ -490,7 +693,7 @@ impl Trainer {
     /// [`Trainer::step_sync`] for the browser: awaits the readback instead of blocking.
     pub async fn step_async(&mut self, with_stats: bool) -> Result<StepReport, TrainError> {
         let r = self
-            .step(with_stats)
+            .step(with_stats)?
             .read_async()
             .await
             .map_err(TrainError::Device)?;

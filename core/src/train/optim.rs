@@ -169,6 +169,54 @@ impl AdamW {
         }
     }
 
+    /// Updates taken so far (the bias-correction exponent).
+    pub fn updates(&self) -> i32 {
+        self.t
+    }
+
+    /// Every parameter's moments `(m, v)` on the host, keyed by id: the last step's layout and
+    /// the parked ones. For a checkpoint; reads back.
+    pub fn export(&self) -> Result<HashMap<ParamId, (Vec<f32>, Vec<f32>)>, super::TrainError> {
+        let mut out = HashMap::new();
+        if let Some(f) = &self.state {
+            let m = super::read_f32(f.m.clone())?;
+            let v = super::read_f32(f.v.clone())?;
+            for s in &f.slots {
+                let r = s.off..s.off + s.n;
+                out.insert(s.id, (m[r.clone()].to_vec(), v[r].to_vec()));
+            }
+        }
+        for (id, (m, v)) in &self.parked {
+            out.insert(
+                *id,
+                (super::read_f32(m.clone())?, super::read_f32(v.clone())?),
+            );
+        }
+        Ok(out)
+    }
+
+    /// Restores what [`AdamW::export`] gave, after `updates` steps: the moments wait, parked,
+    /// for the next update to pack them in the layout it finds (exactly as a layout change
+    /// does), so the resumed update equals the uninterrupted one bit for bit.
+    pub fn import(
+        &mut self,
+        updates: i32,
+        moments: HashMap<ParamId, (Vec<f32>, Vec<f32>)>,
+        device: &Device,
+    ) {
+        let device = device.clone().inner();
+        let host = |x: Vec<f32>| {
+            let n = x.len();
+            Tensor::<1>::from_data(TensorData::new(x, [n]), &device) // [n]
+        };
+        self.t = updates;
+        self.state = None;
+        self.parked = moments
+            .into_iter()
+            .map(|(id, (m, v))| (id, (host(m), host(v))))
+            .collect();
+    }
+
     /// Applies one update from gradients already pulled out of the autodiff graph(s), keyed by
     /// parameter; returns the global gradient norm (before clipping).
     pub fn apply<M: Module>(
@@ -336,6 +384,17 @@ pub(super) struct Releaf;
 impl ModuleMapper for Releaf {
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
         param.map(|t| Tensor::from_inner(t.inner()).require_grad())
+    }
+}
+
+/// A replica of the leader's parameters on another device, as fresh autodiff leaves (ids
+/// kept, so its gradients key like the leader's).
+pub(super) struct ToDevice(pub(super) Device);
+
+impl ModuleMapper for ToDevice {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        let device = self.0.clone().inner();
+        param.map(|t| Tensor::from_inner(t.inner().to_device(&device)).require_grad())
     }
 }
 

@@ -1,0 +1,189 @@
+//! `--devices`: which devices a run's shards go to, and connecting the remote ones.
+//!
+//! - `N`: N devices of `--backend` (CPU: N replicas on the one CPU device; wgpu: GPUs 0..N).
+//! - a list: `cpu`, `wgpu` (the default adapter), `wgpu:I` (discrete GPU I),
+//!   `ws://HOST:PORT` (a `qtlab worker`; needs `--token-file` unless the worker takes none).
+
+use qtlab_core::BackendKind;
+use qtlab_core::Device;
+
+/// One `--devices` entry, before connecting.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum DeviceEntry {
+    Cpu,
+    Wgpu(Option<usize>),
+    Remote(String),
+}
+
+impl DeviceEntry {
+    pub(crate) fn name(&self, i: usize, count: usize) -> String {
+        match self {
+            DeviceEntry::Cpu if count > 1 => format!("cpu:{i}"),
+            DeviceEntry::Cpu => "cpu".into(),
+            DeviceEntry::Wgpu(None) => "wgpu".into(),
+            DeviceEntry::Wgpu(Some(k)) => format!("wgpu:{k}"),
+            DeviceEntry::Remote(url) => url.clone(),
+        }
+    }
+
+    /// The backend that names the run in its record.
+    pub(crate) fn backend_name(&self) -> &'static str {
+        match self {
+            DeviceEntry::Cpu => "cpu",
+            DeviceEntry::Wgpu(_) => "wgpu",
+            DeviceEntry::Remote(_) => "remote",
+        }
+    }
+}
+
+/// Parses `--devices` for `backend`.
+pub(crate) fn parse(value: &str, backend: BackendKind) -> Result<Vec<DeviceEntry>, String> {
+    if let Ok(n) = value.parse::<usize>() {
+        if !(1..=64).contains(&n) {
+            return Err(format!("--devices expects 1..=64 or a list, got `{value}`"));
+        }
+        return Ok((0..n)
+            .map(|i| match backend {
+                BackendKind::Cpu => DeviceEntry::Cpu,
+                BackendKind::Wgpu if n == 1 => DeviceEntry::Wgpu(None),
+                BackendKind::Wgpu => DeviceEntry::Wgpu(Some(i)),
+            })
+            .collect());
+    }
+    value
+        .split(',')
+        .map(|e| {
+            let e = e.trim();
+            if e == "cpu" {
+                Ok(DeviceEntry::Cpu)
+            } else if e == "wgpu" {
+                Ok(DeviceEntry::Wgpu(None))
+            } else if let Some(k) = e.strip_prefix("wgpu:") {
+                k.parse()
+                    .map(|k| DeviceEntry::Wgpu(Some(k)))
+                    .map_err(|_| format!("--devices: `{e}` (expected wgpu:<index>)"))
+            } else if let Some(addr) = e.strip_prefix("ws://") {
+                let ok = addr
+                    .rsplit_once(':')
+                    .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
+                if ok {
+                    Ok(DeviceEntry::Remote(e.to_string()))
+                } else {
+                    Err(format!("--devices: `{e}` (expected ws://HOST:PORT)"))
+                }
+            } else if let Some(addr) = e.strip_prefix("remote:") {
+                parse(&format!("ws://{addr}"), backend).map(|mut v| v.remove(0))
+            } else if e == "cuda" || e.starts_with("cuda:") {
+                Err(format!(
+                    "--devices: `{e}`: this qtlab was built without CUDA (see docs/scale-out.md)"
+                ))
+            } else {
+                Err(format!(
+                    "--devices: unknown device `{e}` (expected N, cpu, wgpu, wgpu:I or ws://HOST:PORT)"
+                ))
+            }
+        })
+        .collect()
+}
+
+/// Reads a credential file: its text, trimmed; an empty or unreadable file is an error.
+pub(crate) fn read_token(path: &str) -> Result<String, String> {
+    let t = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read token file `{path}`: {e}"))?;
+    let t = t.trim().to_string();
+    if t.is_empty() {
+        return Err(format!("token file `{path}` is empty"));
+    }
+    Ok(t)
+}
+
+/// Connects every entry; a remote that cannot be reached or refuses the credential is an error
+/// naming it, before any step runs.
+pub(crate) fn connect(
+    entries: &[DeviceEntry],
+    token: Option<&str>,
+) -> Result<Vec<(Device, String)>, String> {
+    let count = entries.len();
+    entries
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let name = e.name(i, count);
+            let device = match e {
+                DeviceEntry::Cpu => Device::flex(),
+                DeviceEntry::Wgpu(None) => BackendKind::Wgpu.device(),
+                DeviceEntry::Wgpu(Some(k)) => {
+                    Device::wgpu(qtlab_core::burn::tensor::DeviceKind::DiscreteGpu(*k))
+                }
+                DeviceEntry::Remote(url) => remote(url, token)?,
+            };
+            Ok((device, name))
+        })
+        .collect()
+}
+
+#[cfg(feature = "remote")]
+fn remote(url: &str, token: Option<&str>) -> Result<Device, String> {
+    use qtlab_core::burn::remote::{ConnectError, RemoteHost};
+    let mut host = RemoteHost::websocket(url);
+    if let Some(t) = token {
+        host = host.with_credential(t.to_string());
+    }
+    Device::remote_options(&host).init().map_err(|e| match e {
+        ConnectError::Unauthorized => format!(
+            "worker {url} refused the credential (check that --token-file matches the worker's)"
+        ),
+        ConnectError::Unreachable { reason } => {
+            format!("worker {url} cannot be reached: {reason}")
+        }
+        other => format!("worker {url}: {other}"),
+    })
+}
+
+#[cfg(not(feature = "remote"))]
+fn remote(url: &str, _token: Option<&str>) -> Result<Device, String> {
+    Err(format!(
+        "--devices {url}: this qtlab was built without the `remote` feature"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_lists_and_bad_entries() {
+        assert_eq!(
+            parse("2", BackendKind::Cpu).unwrap(),
+            [DeviceEntry::Cpu, DeviceEntry::Cpu]
+        );
+        assert_eq!(
+            parse("2", BackendKind::Wgpu).unwrap(),
+            [DeviceEntry::Wgpu(Some(0)), DeviceEntry::Wgpu(Some(1))]
+        );
+        assert_eq!(
+            parse(
+                "cpu,ws://127.0.0.1:4000,remote:10.0.0.2:5000",
+                BackendKind::Cpu
+            )
+            .unwrap(),
+            [
+                DeviceEntry::Cpu,
+                DeviceEntry::Remote("ws://127.0.0.1:4000".into()),
+                DeviceEntry::Remote("ws://10.0.0.2:5000".into())
+            ]
+        );
+        for bad in [
+            "0",
+            "65",
+            "tpu",
+            "ws://nohost",
+            "ws://h:99999",
+            "wgpu:x",
+            "cuda:0",
+        ] {
+            let e = parse(bad, BackendKind::Cpu).unwrap_err();
+            assert!(e.starts_with("--devices"), "{bad}: {e}");
+        }
+    }
+}

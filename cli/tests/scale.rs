@@ -1,0 +1,267 @@
+//! Scale-out end to end, on this machine's CPU: `qtlab worker` processes on 127.0.0.1 host the
+//! devices, a trainer drives them through Burn's remote backend. Two workers agree with one
+//! local device, a wrong credential is refused before any tensor moves, a worker killed mid-run
+//! ends the run with its name and leaves a checkpoint that a resume on fresh workers finishes.
+#![cfg(feature = "remote")]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Long enough that the kill lands mid-run, short enough to finish on resume.
+const STEPS: &str = "150";
+const SPEC: &str =
+    "model=bert&layers=1&d=16&heads=2&ffn=32&seq=16&batch=8&eval_batches=2&eval_every=0";
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_qtlab"))
+}
+
+fn tmp(name: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("qtlab-workers-{}-{name}", std::process::id()))
+}
+
+/// A worker on 127.0.0.1:0; killed when dropped.
+struct Worker {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn worker(token_file: Option<&std::path::Path>) -> Worker {
+    let mut cmd = bin();
+    cmd.args(["worker", "--listen", "127.0.0.1:0", "--backend", "cpu"]);
+    if let Some(t) = token_file {
+        cmd.arg("--token-file").arg(t);
+    }
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start worker");
+    let out = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(out).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let line = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the worker prints its address within 30 s");
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("ws://"))
+        .unwrap_or_else(|| panic!("no address in `{line}`"))
+        .to_string();
+    Worker { child, url }
+}
+
+fn token(name: &str, text: &str) -> std::path::PathBuf {
+    let p = tmp(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+/// Runs a trainer to its end (bounded), returning (exit code, stderr, final eval loss).
+fn train(args: &[&str], limit: Duration) -> (i32, String, Option<f64>) {
+    let out = tmp(&format!("rec-{}.json", args.join("-").len()));
+    let _ = std::fs::remove_file(&out);
+    let mut child = bin()
+        .args(["train", "--spec", SPEC, "--quiet", "--out"])
+        .arg(&out)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if t0.elapsed() > limit {
+            let _ = child.kill();
+            panic!("trainer {args:?} still running after {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    let loss = std::fs::read_to_string(&out).ok().and_then(|j| {
+        let v: serde_json::Value = serde_json::from_str(&j).ok()?;
+        v["eval"]["loss"].as_f64()
+    });
+    (status.code().unwrap_or(-1), err, loss)
+}
+
+#[test]
+fn two_loopback_workers_agree_with_one_local_device() {
+    let tf = token("tok-agree", "s3cret\n");
+    let (a, b) = (worker(Some(&tf)), worker(Some(&tf)));
+    let list = format!("{},{}", a.url, b.url);
+    let t = tf.to_str().unwrap();
+    let limit = Duration::from_secs(300);
+    let (code, err, remote) = train(
+        &["--steps", "6", "--devices", &list, "--token-file", t],
+        limit,
+    );
+    assert_eq!(code, 0, "{err}");
+    let (code, err, local2) = train(&["--steps", "6", "--devices", "cpu,cpu"], limit);
+    assert_eq!(code, 0, "{err}");
+    let (code, err, local1) = train(&["--steps", "6", "--threads", "1"], limit);
+    assert_eq!(code, 0, "{err}");
+    let (remote, local2, local1) = (remote.unwrap(), local2.unwrap(), local1.unwrap());
+    for (name, x) in [("2 workers", remote), ("1 device, 1 shard", local1)] {
+        assert!(
+            (x - local2).abs() <= 1e-3 * local2.abs(),
+            "{name}: final eval loss {x} vs {local2} on --devices cpu,cpu"
+        );
+    }
+}
+
+#[test]
+fn a_wrong_or_missing_credential_is_refused_by_name() {
+    let good = token("tok-good", "right");
+    let bad = token("tok-bad", "wrong");
+    let w = worker(Some(&good));
+    let limit = Duration::from_secs(60);
+    let (code, err, _) = train(
+        &[
+            "--steps",
+            "2",
+            "--devices",
+            &w.url,
+            "--token-file",
+            bad.to_str().unwrap(),
+        ],
+        limit,
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("refused the credential") && err.contains(&w.url),
+        "{err}"
+    );
+    let (code, err, _) = train(&["--steps", "2", "--devices", &w.url], limit);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("refused the credential"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+
+    // A worker refuses to start on a non-loopback address without one, and on an empty file.
+    let out = bin()
+        .args(["worker", "--listen", "0.0.0.0:0"])
+        .output()
+        .unwrap();
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{e}");
+    assert!(e.contains("without a credential"), "{e}");
+    let empty = token("tok-empty", " \n");
+    let out = bin()
+        .args(["worker", "--listen", "127.0.0.1:0", "--token-file"])
+        .arg(&empty)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is empty"));
+}
+
+#[test]
+fn an_unreachable_worker_is_a_named_error_not_a_hang() {
+    // A port that was just free: nothing listens there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("ws://127.0.0.1:{port}");
+    let (code, err, _) = train(
+        &["--steps", "2", "--devices", &url],
+        Duration::from_secs(60),
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("cannot be reached") && err.contains(&url),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_killed_worker_stops_the_run_by_name_and_its_checkpoint_finishes_on_new_workers() {
+    let tf = token("tok-kill", "k");
+    let t = tf.to_str().unwrap();
+    let ck = tmp("kill.ckpt");
+    let _ = std::fs::remove_file(&ck);
+    let (a, mut b) = (worker(Some(&tf)), worker(Some(&tf)));
+    let list = format!("{},{}", a.url, b.url);
+    let mut trainer = bin()
+        .args([
+            "train",
+            "--spec",
+            SPEC,
+            "--quiet",
+            "--steps",
+            STEPS,
+            "--devices",
+            &list,
+        ])
+        .args(["--token-file", t, "--checkpoint"])
+        .arg(&ck)
+        .args(["--checkpoint-every", "2"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    while !ck.exists() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(120),
+            "no checkpoint written"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    b.child.kill().unwrap();
+    let killed = Instant::now();
+    let status = loop {
+        if let Some(s) = trainer.try_wait().unwrap() {
+            break s;
+        }
+        if killed.elapsed() > Duration::from_secs(30) {
+            let _ = trainer.kill();
+            panic!("the trainer did not stop within 30 s of its worker dying");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut trainer.stderr.take().unwrap(), &mut err).unwrap();
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(err.contains(&b.url), "names the worker: {err}");
+    assert!(!err.contains(&a.url), "blames the live worker too: {err}");
+
+    // The checkpoint is whole, and a run on two fresh workers finishes from it.
+    let c = qtlab_core::checkpoint::Checkpoint::load(&ck).expect("an intact checkpoint");
+    let at = c.header.steps_done;
+    assert!(at >= 2 && at % 2 == 0, "{at}");
+    let (c1, c2) = (worker(Some(&tf)), worker(Some(&tf)));
+    let list = format!("{},{}", c1.url, c2.url);
+    let (code, err, loss) = train(
+        &[
+            "--steps",
+            STEPS,
+            "--devices",
+            &list,
+            "--token-file",
+            t,
+            "--resume",
+            ck.to_str().unwrap(),
+        ],
+        Duration::from_secs(240),
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(loss.is_some_and(f64::is_finite), "{err}");
+}
