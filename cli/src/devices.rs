@@ -12,6 +12,8 @@ use qtlab_core::Device;
 pub(crate) enum DeviceEntry {
     Cpu,
     Wgpu(Option<usize>),
+    /// A CUDA GPU by index (the `cuda` feature).
+    Cuda(usize),
     Remote(String),
 }
 
@@ -22,6 +24,7 @@ impl DeviceEntry {
             DeviceEntry::Cpu => "cpu".into(),
             DeviceEntry::Wgpu(None) => "wgpu".into(),
             DeviceEntry::Wgpu(Some(k)) => format!("wgpu:{k}"),
+            DeviceEntry::Cuda(k) => format!("cuda:{k}"),
             DeviceEntry::Remote(url) => url.clone(),
         }
     }
@@ -31,6 +34,7 @@ impl DeviceEntry {
         match self {
             DeviceEntry::Cpu => "cpu",
             DeviceEntry::Wgpu(_) => "wgpu",
+            DeviceEntry::Cuda(_) => "cuda",
             DeviceEntry::Remote(_) => "remote",
         }
     }
@@ -47,6 +51,8 @@ pub(crate) fn parse(value: &str, backend: BackendKind) -> Result<Vec<DeviceEntry
                 BackendKind::Cpu => DeviceEntry::Cpu,
                 BackendKind::Wgpu if n == 1 => DeviceEntry::Wgpu(None),
                 BackendKind::Wgpu => DeviceEntry::Wgpu(Some(i)),
+                #[cfg(feature = "cuda")]
+                BackendKind::Cuda => DeviceEntry::Cuda(i),
             })
             .collect());
     }
@@ -74,9 +80,18 @@ pub(crate) fn parse(value: &str, backend: BackendKind) -> Result<Vec<DeviceEntry
             } else if let Some(addr) = e.strip_prefix("remote:") {
                 parse(&format!("ws://{addr}"), backend).map(|mut v| v.remove(0))
             } else if e == "cuda" || e.starts_with("cuda:") {
-                Err(format!(
-                    "--devices: `{e}`: this qtlab was built without CUDA (see docs/scale-out.md)"
-                ))
+                let k = e.strip_prefix("cuda:").unwrap_or("0");
+                let k = k
+                    .parse()
+                    .map_err(|_| format!("--devices: `{e}` (expected cuda:<index>)"))?;
+                if cfg!(feature = "cuda") {
+                    Ok(DeviceEntry::Cuda(k))
+                } else {
+                    Err(format!(
+                        "--devices: `{e}`: this qtlab was built without CUDA (build the CLI \
+                         with `--features cuda`, docs/scale-out.md)"
+                    ))
+                }
             } else {
                 Err(format!(
                     "--devices: unknown device `{e}` (expected N, cpu, wgpu, wgpu:I or ws://HOST:PORT)"
@@ -115,11 +130,22 @@ pub(crate) fn connect(
                 DeviceEntry::Wgpu(Some(k)) => {
                     Device::wgpu(qtlab_core::burn::tensor::DeviceKind::DiscreteGpu(*k))
                 }
+                DeviceEntry::Cuda(k) => cuda(*k)?,
                 DeviceEntry::Remote(url) => remote(url, token)?,
             };
             Ok((device, name))
         })
         .collect()
+}
+
+#[cfg(feature = "cuda")]
+fn cuda(k: usize) -> Result<Device, String> {
+    Ok(Device::cuda(k))
+}
+
+#[cfg(not(feature = "cuda"))]
+fn cuda(k: usize) -> Result<Device, String> {
+    Err(format!("cuda:{k}: this qtlab was built without CUDA"))
 }
 
 #[cfg(feature = "remote")]

@@ -58,6 +58,8 @@ impl RunOpts {
     pub fn native(backend: crate::BackendKind, threads: usize) -> RunOpts {
         let threads = match backend {
             crate::BackendKind::Wgpu => 1,
+            #[cfg(feature = "cuda")]
+            crate::BackendKind::Cuda => 1,
             crate::BackendKind::Cpu if threads > 0 => threads,
             crate::BackendKind::Cpu => DEFAULT_CPU_THREADS,
         };

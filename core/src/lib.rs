@@ -78,6 +78,9 @@ pub enum BackendKind {
     Cpu,
     /// WebGPU / Vulkan through wgpu (lavapipe on GPU-less Linux).
     Wgpu,
+    /// NVIDIA GPUs through CubeCL's CUDA runtime (the `cuda` feature; off by default).
+    #[cfg(feature = "cuda")]
+    Cuda,
 }
 
 impl BackendKind {
@@ -85,6 +88,8 @@ impl BackendKind {
         match self {
             BackendKind::Cpu => Device::flex(),
             BackendKind::Wgpu => Device::wgpu(burn::tensor::DeviceKind::DefaultDevice),
+            #[cfg(feature = "cuda")]
+            BackendKind::Cuda => Device::cuda(0),
         }
     }
 
@@ -92,6 +97,8 @@ impl BackendKind {
         match self {
             BackendKind::Cpu => "cpu",
             BackendKind::Wgpu => "wgpu",
+            #[cfg(feature = "cuda")]
+            BackendKind::Cuda => "cuda",
         }
     }
 }
@@ -102,6 +109,12 @@ impl std::str::FromStr for BackendKind {
         match s {
             "cpu" | "flex" => Ok(BackendKind::Cpu),
             "wgpu" | "gpu" => Ok(BackendKind::Wgpu),
+            #[cfg(feature = "cuda")]
+            "cuda" => Ok(BackendKind::Cuda),
+            #[cfg(not(feature = "cuda"))]
+            "cuda" => Err("this qtlab was built without CUDA: build the CLI with \
+                           `--features cuda` (docs/scale-out.md)"
+                .into()),
             other => Err(format!("unknown backend `{other}` (expected cpu|wgpu)")),
         }
     }

@@ -209,7 +209,7 @@ impl AppState {
                 });
             }
         }
-        match spec.validate() {
+        match spec.validate_for_browser() {
             Ok(()) => state.spec = spec,
             Err(e) => errors.push(SpecError {
                 field: e.field,
@@ -266,7 +266,7 @@ impl AppState {
             }
             let mut s = self.spec.clone();
             s.attn = attn;
-            match s.validate() {
+            match s.validate_for_browser() {
                 Ok(()) => lanes.push(s),
                 Err(e) => notes.push(format!("{attn} not compared: {e}")),
             }

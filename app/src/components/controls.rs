@@ -374,7 +374,10 @@ pub fn Control(
     let value = move || ctx.app.with(|a| a.spec.get(key).unwrap_or_default());
     let on_change = move |v: String| {
         let mut a = ctx.app.get_untracked();
-        let res = a.spec.set(key, &v).and_then(|_| a.spec.validate());
+        let res = a
+            .spec
+            .set(key, &v)
+            .and_then(|_| a.spec.validate_for_browser());
         match res {
             Ok(()) => {
                 ctx.notes.set(a.spec.warnings());
@@ -487,7 +490,7 @@ pub fn DataBox(ctx: Ctx) -> impl IntoView {
                     let set = a
                         .spec
                         .set("data", &format!("{prefix}{name}"))
-                        .and_then(|_| a.spec.validate());
+                        .and_then(|_| a.spec.validate_for_browser());
                     match set {
                         Ok(()) => {
                             with_engine(|e| {

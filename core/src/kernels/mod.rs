@@ -52,10 +52,15 @@ pub fn active(device: &Device) -> bool {
     ENABLED.load(Ordering::Relaxed) && is_cube(device)
 }
 
-/// A CubeCL device (wgpu on Vulkan/Metal/DX12 natively, WebGPU in the browser), autodiff or not.
+/// A wgpu device (Vulkan/Metal/DX12 natively, WebGPU in the browser), autodiff or not: the
+/// kernels are WGSL, so another CubeCL runtime (CUDA with the `cuda` feature) takes the
+/// Burn-tensor twins.
 pub fn is_cube(device: &Device) -> bool {
     let inner = device.clone().inner();
-    matches!(inner.as_dispatch(), burn::backend::DispatchDevice::Cube(_))
+    matches!(
+        inner.as_dispatch(),
+        burn::backend::DispatchDevice::Cube(d) if d.runtime() == burn::cubecl::RuntimeId::Wgpu
+    )
 }
 
 /// clip((ζ−γ)·softmax(x)+γ, 0, 1) over the last axis; γ = 0, ζ = 1 is softmax.

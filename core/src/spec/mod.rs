@@ -37,13 +37,20 @@ use text::{approx, format_f64, percent_encode_into};
 pub(crate) use text::{echo, percent_decode};
 
 /// Refuse models whose estimated parameter count ([`RunSpec::param_count_estimate`]) exceeds
-/// this: the project trains tiny models, and a typo such as `d=40960` should fail fast
+/// this: the paper's largest model (OPT-1.3B) fits, and a typo such as `d=40960` fails fast
 /// instead of exhausting memory.
-pub const MAX_PARAMS: usize = 50_000_000;
+pub const MAX_PARAMS: usize = 2_000_000_000;
+
+/// The browser's own, lower limit ([`RunSpec::validate_for_browser`]): a tab shares the user's
+/// GPU and memory with everything else, and the paper-scale presets are CLI work.
+pub const BROWSER_MAX_PARAMS: usize = 50_000_000;
 
 /// Refuse runs where `batch * seq_tokens() * d_model` exceeds this, a proxy for the size of
-/// one activation tensor (256 MB of f32).
-pub const MAX_ACTIVATIONS: usize = 64_000_000;
+/// one activation tensor (4 GB of f32; the browser allows 256 MB).
+pub const MAX_ACTIVATIONS: usize = 1_000_000_000;
+
+/// The browser's limit on `batch * seq_tokens() * d_model` (256 MB of f32).
+pub const BROWSER_MAX_ACTIVATIONS: usize = 64_000_000;
 
 /// The longest ViT token sequence accepted, `(img/patch)^2 + 1`; the same bound as `seq`.
 pub const MAX_VIT_TOKENS: usize = 2048;
@@ -311,6 +318,37 @@ impl RunSpec {
     /// `None` for an unknown key. `set(key, &get(key).unwrap())` is always a no-op.
     pub fn get(&self, name: &str) -> Option<String> {
         key(name).map(|row| row.get(self))
+    }
+
+    /// [`RunSpec::validate`] plus the browser's lower size limits ([`BROWSER_MAX_PARAMS`],
+    /// [`BROWSER_MAX_ACTIVATIONS`]), which the app applies to every link and setting.
+    pub fn validate_for_browser(&self) -> Result<(), SpecError> {
+        self.validate()?;
+        let params = self.param_count_estimate();
+        if params > BROWSER_MAX_PARAMS {
+            return Err(SpecError::new(
+                "d",
+                format!(
+                    "the model would have about {params} parameters, above the browser's limit \
+                     of {BROWSER_MAX_PARAMS}; reduce d, ffn or layers, or train it with the \
+                     qtlab CLI"
+                ),
+            ));
+        }
+        let activations = self
+            .batch
+            .saturating_mul(self.seq_tokens())
+            .saturating_mul(self.d_model);
+        if activations > BROWSER_MAX_ACTIVATIONS {
+            return Err(SpecError::new(
+                "batch",
+                format!(
+                    "batch × tokens × d = {activations}, above the browser's limit of \
+                     {BROWSER_MAX_ACTIVATIONS}; reduce batch, seq or d, or use the qtlab CLI"
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// Every range check and every cross-field constraint. The first failure is returned,

@@ -231,7 +231,7 @@ fn refusals_name_the_right_field() {
         ("data=file:", "data"),
         ("data=file%ZZ", "data"),
         ("data=file:%FF", "data"),
-        ("batch=4096&seq=2048", "batch"),
+        ("batch=4096&seq=2048&d=256", "batch"),
         ("patch_ln=yes", "patch_ln"),
         ("layers=-1", "layers"),
         ("seed=18446744073709551616", "seed"),
@@ -261,6 +261,10 @@ fn refusal_messages_say_what_was_given() {
 
     let e = RunSpec::parse("d=4096&layers=48").unwrap_err();
     assert!(e.message.contains(&MAX_PARAMS.to_string()), "{e}");
+    // BERT-base is CLI work: a valid spec that the browser refuses, naming its own limit.
+    let base = RunSpec::parse("layers=12&d=768&heads=12&ffn=3072&seq=128&batch=32").unwrap();
+    let e = base.validate_for_browser().unwrap_err();
+    assert!(e.message.contains(&BROWSER_MAX_PARAMS.to_string()), "{e}");
 
     let e = RunSpec::parse("layers=2&oops").unwrap_err();
     assert_eq!(e.field, "oops");
