@@ -213,6 +213,84 @@ struct ShardResult {
     stats: Vec<Tensor<1>>,
 }
 
+/// Flat tensors moved to `device` as one transfer: packed, moved, cut apart again. Values are
+/// copied, not changed, so the sums that follow are bit-identical to moving each alone.
+///
+/// # Shapes
+/// - `parts`: each `[n_i]` → the same
+fn move_packed(parts: Vec<Tensor<1>>, device: &Device) -> Vec<Tensor<1>> {
+    if parts.is_empty() {
+        return parts;
+    }
+    let lens: Vec<usize> = parts.iter().map(|t| t.dims()[0]).collect();
+    let flat = crate::kernels::pack(parts, 1).to_device(device); // [Σ n_i]
+    let mut off = 0;
+    lens.into_iter()
+        .map(|n| {
+            let seg = crate::kernels::segment(flat.clone(), off, n); // [n]
+            off += n;
+            seg
+        })
+        .collect()
+}
+
+/// The leader's parameters as a replica on `device` (fresh autodiff leaves, ids kept).
+fn broadcast(model: &Model, device: &Device) -> Model {
+    let params = crate::params::names(model);
+    let mut flats = Vec::with_capacity(params.len());
+    model.visit(&mut FlatParams(&mut flats));
+    let moved = move_packed(flats, &device.clone().inner());
+    let by_id: HashMap<ParamId, Tensor<1>> =
+        params.into_iter().map(|(_, _, id)| id).zip(moved).collect();
+    model.clone().map(&mut FromFlat(by_id))
+}
+
+/// A shard's result moved to the leader in one transfer.
+fn gather(r: ShardResult, leader: &Device) -> ShardResult {
+    // A fixed order (by id value), so the cut-apart pieces are matched without a map.
+    let mut grads: Vec<(ParamId, Tensor<1>)> = r.grads.into_iter().collect();
+    grads.sort_by_key(|(id, _)| id.val());
+    let n_stats = r.stats.len();
+    let ids: Vec<ParamId> = grads.iter().map(|(id, _)| *id).collect();
+    let mut parts = vec![r.loss];
+    parts.extend(r.stats);
+    parts.extend(grads.into_iter().map(|(_, g)| g));
+    let mut moved = move_packed(parts, leader).into_iter();
+    let loss = moved.next().expect("the loss was packed");
+    let stats = moved.by_ref().take(n_stats).collect();
+    ShardResult {
+        loss,
+        stats,
+        grads: ids.into_iter().zip(moved).collect(),
+    }
+}
+
+/// Every float parameter's values, flattened, in visit order.
+struct FlatParams<'a>(&'a mut Vec<Tensor<1>>);
+
+impl burn::module::ModuleVisitor for FlatParams<'_> {
+    fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<D>>) {
+        let t = param.val().inner();
+        let n = t.shape().num_elements();
+        self.0.push(t.reshape([n])); // [n]
+    }
+}
+
+/// Each parameter replaced by its flat values (on their device), reshaped, as a fresh leaf.
+struct FromFlat(HashMap<ParamId, Tensor<1>>);
+
+impl burn::module::ModuleMapper for FromFlat {
+    fn map_float<const D: usize>(
+        &mut self,
+        param: burn::module::Param<Tensor<D>>,
+    ) -> burn::module::Param<Tensor<D>> {
+        let Some(flat) = self.0.remove(&param.id) else {
+            return param;
+        };
+        param.map(|t| Tensor::from_inner(flat.reshape(t.shape())).require_grad())
+    }
+}
+
 /// Forward and backward of one shard. With `releaf`, the shard works on fresh parameter
 /// leaves so that concurrent shards build independent autodiff graphs.
 fn run_shard(
@@ -457,12 +535,14 @@ impl Trainer {
                 dropout(0),
             ))]
         } else {
-            // The broadcast: each other device gets the leader's parameters, once per step.
+            // The broadcast: each other device gets the leader's parameters, once per step, as
+            // one packed transfer (a worker pays a round trip per tensor moved).
             let used = shards.len().div_ceil(threads).min(devices.len());
             let replicas: Vec<Model> = (0..used)
                 .map(|d| match d {
                     0 => model.clone(),
-                    _ => model.clone().map(&mut ToDevice(devices[d].clone())),
+                    _ if devices[d] == devices[0] => model.clone().map(&mut Releaf),
+                    _ => broadcast(&model, &devices[d]),
                 })
                 .collect();
             std::thread::scope(|scope| {
@@ -496,22 +576,17 @@ impl Trainer {
         };
         let leader = self.device.clone().inner();
         // Combine in shard order so the result does not depend on thread timing; a shard from
-        // another device comes home first (a no-op for the leader's own shards).
-        let home = |t: Tensor<1>, d: usize| if d == 0 { t } else { t.to_device(&leader) };
+        // another device comes home first, packed into one transfer.
         let mut acc: Option<ShardResult> = None;
         for (k, r) in results.into_iter().enumerate() {
             let d = k / threads;
             let r = r.map_err(|d| {
                 TrainError::Device(format!("the shard on {} stopped", self.device_name(d)))
             })?;
-            let r = ShardResult {
-                loss: home(r.loss, d),
-                grads: r
-                    .grads
-                    .into_iter()
-                    .map(|(id, g)| (id, home(g, d)))
-                    .collect(),
-                stats: r.stats.into_iter().map(|t| home(t, d)).collect(),
+            let r = if devices[d] == devices[0] {
+                r
+            } else {
+                gather(r, &leader)
             };
             acc = Some(match acc {
                 None => r,

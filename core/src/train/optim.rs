@@ -387,17 +387,6 @@ impl ModuleMapper for Releaf {
     }
 }
 
-/// A replica of the leader's parameters on another device, as fresh autodiff leaves (ids
-/// kept, so its gradients key like the leader's).
-pub(super) struct ToDevice(pub(super) Device);
-
-impl ModuleMapper for ToDevice {
-    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-        let device = self.0.clone().inner();
-        param.map(|t| Tensor::from_inner(t.inner().to_device(&device)).require_grad())
-    }
-}
-
 /// Pulls every gradient out, flattened.
 struct GradCollector<'a> {
     grads: &'a mut Gradients,
