@@ -350,6 +350,10 @@ await test('an empty link opens the first preset (BERT on Shakespeare); a Bigram
   assert.match(await page.textContent('#data-now'), /tinyshakespeare/);
   // The preset menu names the run on screen, and lets go of it once a setting changes.
   assert.match(await page.$eval('#preset', (e) => e.value), /^BERT on Shakespeare/);
+  // Paper-scale presets are CLI work: named under the menu with where to run them, not offered.
+  const offered = await page.$eval('#preset', (s) => [...s.options].map((o) => o.value).join('\n'));
+  assert.doesNotMatch(offered, /Paper scale/);
+  assert.match(await page.textContent('#paper-scale'), /paper-bert-base.*qtlab.*scale-out/s);
   await page.fill('#ctl-steps', '2999');
   await page.press('#ctl-steps', 'Tab');
   await page.waitForFunction(() => /steps=2999/.test(location.hash));

@@ -50,7 +50,7 @@ pub(crate) fn cmd_bench_kernels(args: &[String]) -> Result<(), String> {
 fn bench_devices(spec: &RunSpec, opts: &crate::args::RunOpts) -> Result<(), String> {
     let all = opts.connect_devices()?;
     let n = opts.bench_steps.max(1);
-    let tokens_per_step = (spec.batch * spec.seq_len) as f64;
+    let tokens_per_step = (spec.batch * spec.seq_tokens()) as f64;
     let threads = opts.threads.max(1);
     let mut one = None;
     for k in [1, all.len()] {
@@ -89,18 +89,25 @@ fn bench_devices(spec: &RunSpec, opts: &crate::args::RunOpts) -> Result<(), Stri
 
 pub(crate) fn cmd_bench(args: &[String]) -> Result<(), String> {
     let (parsed, opts) = parse_args(args)?;
-    let spec = match opts.preset {
-        Some(_) => RunSpec {
+    // A preset, `--spec` or any spec flag benches that run; nothing benches the reference config.
+    let spec = if opts.preset.is_some() || parsed != RunSpec::default() {
+        RunSpec {
             steps: 1_000_000,
             ..parsed
-        },
-        None => reference_spec(),
+        }
+    } else {
+        reference_spec()
     };
     if !opts.devices.is_empty() {
         println!("config: {}", spec.to_canonical());
         return bench_devices(&spec, &opts);
     }
-    println!("reference config: {}", spec.to_canonical());
+    let label = if spec == reference_spec() {
+        "reference config"
+    } else {
+        "config"
+    };
+    println!("{label}: {}", spec.to_canonical());
     for backend in opts.bench_backends.iter().copied() {
         let data = RunData::load(&spec, None).map_err(|e| e.to_string())?;
         let device = backend.device();

@@ -2,16 +2,20 @@
 //!
 //! - `N`: N devices of `--backend` (CPU: N replicas on the one CPU device; wgpu: GPUs 0..N).
 //! - a list: `cpu`, `wgpu` (the default adapter), `wgpu:I` (discrete GPU I),
+//!   `wgpu:integrated:I` (an integrated GPU such as Apple silicon's), `wgpu:virtual:I`,
+//!   `wgpu:cpu` (a software adapter such as lavapipe),
 //!   `ws://HOST:PORT` (a `qtlab worker`; needs `--token-file` unless the worker takes none).
 
 use qtlab_core::BackendKind;
 use qtlab_core::Device;
+use qtlab_core::burn::tensor::DeviceKind;
 
 /// One `--devices` entry, before connecting.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) enum DeviceEntry {
     Cpu,
-    Wgpu(Option<usize>),
+    /// A wgpu adapter: `DefaultDevice` for plain `wgpu`.
+    Wgpu(DeviceKind),
     /// A CUDA GPU by index (the `cuda` feature).
     Cuda(usize),
     Remote(String),
@@ -22,8 +26,13 @@ impl DeviceEntry {
         match self {
             DeviceEntry::Cpu if count > 1 => format!("cpu:{i}"),
             DeviceEntry::Cpu => "cpu".into(),
-            DeviceEntry::Wgpu(None) => "wgpu".into(),
-            DeviceEntry::Wgpu(Some(k)) => format!("wgpu:{k}"),
+            DeviceEntry::Wgpu(kind) => match kind {
+                DeviceKind::DiscreteGpu(k) => format!("wgpu:{k}"),
+                DeviceKind::IntegratedGpu(k) => format!("wgpu:integrated:{k}"),
+                DeviceKind::VirtualGpu(k) => format!("wgpu:virtual:{k}"),
+                DeviceKind::Cpu => "wgpu:cpu".into(),
+                _ => "wgpu".into(),
+            },
             DeviceEntry::Cuda(k) => format!("cuda:{k}"),
             DeviceEntry::Remote(url) => url.clone(),
         }
@@ -49,8 +58,8 @@ pub(crate) fn parse(value: &str, backend: BackendKind) -> Result<Vec<DeviceEntry
         return Ok((0..n)
             .map(|i| match backend {
                 BackendKind::Cpu => DeviceEntry::Cpu,
-                BackendKind::Wgpu if n == 1 => DeviceEntry::Wgpu(None),
-                BackendKind::Wgpu => DeviceEntry::Wgpu(Some(i)),
+                BackendKind::Wgpu if n == 1 => DeviceEntry::Wgpu(DeviceKind::DefaultDevice),
+                BackendKind::Wgpu => DeviceEntry::Wgpu(DeviceKind::DiscreteGpu(i)),
                 #[cfg(feature = "cuda")]
                 BackendKind::Cuda => DeviceEntry::Cuda(i),
             })
@@ -63,11 +72,14 @@ pub(crate) fn parse(value: &str, backend: BackendKind) -> Result<Vec<DeviceEntry
             if e == "cpu" {
                 Ok(DeviceEntry::Cpu)
             } else if e == "wgpu" {
-                Ok(DeviceEntry::Wgpu(None))
+                Ok(DeviceEntry::Wgpu(DeviceKind::DefaultDevice))
             } else if let Some(k) = e.strip_prefix("wgpu:") {
-                k.parse()
-                    .map(|k| DeviceEntry::Wgpu(Some(k)))
-                    .map_err(|_| format!("--devices: `{e}` (expected wgpu:<index>)"))
+                wgpu_kind(k).map(DeviceEntry::Wgpu).ok_or_else(|| {
+                    format!(
+                        "--devices: `{e}` (expected wgpu:I, wgpu:integrated:I, wgpu:virtual:I \
+                         or wgpu:cpu)"
+                    )
+                })
             } else if let Some(addr) = e.strip_prefix("ws://") {
                 let ok = addr
                     .rsplit_once(':')
@@ -101,6 +113,18 @@ pub(crate) fn parse(value: &str, backend: BackendKind) -> Result<Vec<DeviceEntry
         .collect()
 }
 
+/// `I`, `integrated:I`, `virtual:I` or `cpu` after `wgpu:`.
+fn wgpu_kind(s: &str) -> Option<DeviceKind> {
+    let index = |k: &str| k.parse::<usize>().ok();
+    match s.split_once(':') {
+        None if s == "cpu" => Some(DeviceKind::Cpu),
+        None => index(s).map(DeviceKind::DiscreteGpu),
+        Some(("integrated", k)) => index(k).map(DeviceKind::IntegratedGpu),
+        Some(("virtual", k)) => index(k).map(DeviceKind::VirtualGpu),
+        Some(_) => None,
+    }
+}
+
 /// Reads a credential file: its text, trimmed; an empty or unreadable file is an error.
 pub(crate) fn read_token(path: &str) -> Result<String, String> {
     let t = std::fs::read_to_string(path)
@@ -113,29 +137,40 @@ pub(crate) fn read_token(path: &str) -> Result<String, String> {
 }
 
 /// Connects every entry; a remote that cannot be reached or refuses the credential is an error
-/// naming it, before any step runs.
+/// naming it, before any step runs. A worker adds every device it hosts, in its order
+/// (`ws://HOST:PORT#1` names its second).
 pub(crate) fn connect(
     entries: &[DeviceEntry],
     token: Option<&str>,
 ) -> Result<Vec<(Device, String)>, String> {
     let count = entries.len();
-    entries
-        .iter()
-        .enumerate()
-        .map(|(i, e)| {
-            let name = e.name(i, count);
-            let device = match e {
-                DeviceEntry::Cpu => Device::flex(),
-                DeviceEntry::Wgpu(None) => BackendKind::Wgpu.device(),
-                DeviceEntry::Wgpu(Some(k)) => {
-                    Device::wgpu(qtlab_core::burn::tensor::DeviceKind::DiscreteGpu(*k))
-                }
-                DeviceEntry::Cuda(k) => cuda(*k)?,
-                DeviceEntry::Remote(url) => remote(url, token)?,
-            };
-            Ok((device, name))
-        })
-        .collect()
+    let mut out = Vec::new();
+    for (i, e) in entries.iter().enumerate() {
+        let name = e.name(i, count);
+        match e {
+            DeviceEntry::Remote(url) => {
+                let hosted = remote(url, token)?;
+                let n = hosted.len();
+                out.extend(hosted.into_iter().enumerate().map(|(k, d)| match (n, k) {
+                    (1, _) | (_, 0) => (d, name.clone()),
+                    _ => (d, format!("{name}#{k}")),
+                }));
+            }
+            _ => out.push((local(e)?, name)),
+        }
+    }
+    Ok(out)
+}
+
+/// A device of this machine (not a remote entry).
+pub(crate) fn local(e: &DeviceEntry) -> Result<Device, String> {
+    Ok(match e {
+        DeviceEntry::Cpu => Device::flex(),
+        DeviceEntry::Wgpu(DeviceKind::DefaultDevice) => BackendKind::Wgpu.device(),
+        DeviceEntry::Wgpu(kind) => Device::wgpu(kind.clone()),
+        DeviceEntry::Cuda(k) => cuda(*k)?,
+        DeviceEntry::Remote(url) => return Err(format!("{url} is not a device of this machine")),
+    })
 }
 
 #[cfg(feature = "cuda")]
@@ -148,26 +183,28 @@ fn cuda(k: usize) -> Result<Device, String> {
     Err(format!("cuda:{k}: this qtlab was built without CUDA"))
 }
 
+/// Every device the worker at `url` hosts.
 #[cfg(feature = "remote")]
-fn remote(url: &str, token: Option<&str>) -> Result<Device, String> {
+fn remote(url: &str, token: Option<&str>) -> Result<Vec<Device>, String> {
     use qtlab_core::burn::remote::{ConnectError, RemoteHost};
     let mut host = RemoteHost::websocket(url);
     if let Some(t) = token {
         host = host.with_credential(t.to_string());
     }
-    Device::remote_options(&host).init().map_err(|e| match e {
-        ConnectError::Unauthorized => format!(
+    match host.devices() {
+        Ok(d) => Ok(d.into_iter().collect()),
+        Err(ConnectError::Unauthorized) => Err(format!(
             "worker {url} refused the credential (check that --token-file matches the worker's)"
-        ),
-        ConnectError::Unreachable { reason } => {
-            format!("worker {url} cannot be reached: {reason}")
+        )),
+        Err(ConnectError::Unreachable { reason }) => {
+            Err(format!("worker {url} cannot be reached: {reason}"))
         }
-        other => format!("worker {url}: {other}"),
-    })
+        Err(other) => Err(format!("worker {url}: {other}")),
+    }
 }
 
 #[cfg(not(feature = "remote"))]
-fn remote(url: &str, _token: Option<&str>) -> Result<Device, String> {
+fn remote(url: &str, _token: Option<&str>) -> Result<Vec<Device>, String> {
     Err(format!(
         "--devices {url}: this qtlab was built without the `remote` feature"
     ))
@@ -185,8 +222,26 @@ mod tests {
         );
         assert_eq!(
             parse("2", BackendKind::Wgpu).unwrap(),
-            [DeviceEntry::Wgpu(Some(0)), DeviceEntry::Wgpu(Some(1))]
+            [
+                DeviceEntry::Wgpu(DeviceKind::DiscreteGpu(0)),
+                DeviceEntry::Wgpu(DeviceKind::DiscreteGpu(1))
+            ]
         );
+        let kinds = "wgpu,wgpu:1,wgpu:integrated:0,wgpu:virtual:2,wgpu:cpu";
+        let parsed = parse(kinds, BackendKind::Cpu).unwrap();
+        assert_eq!(
+            parsed,
+            [
+                DeviceEntry::Wgpu(DeviceKind::DefaultDevice),
+                DeviceEntry::Wgpu(DeviceKind::DiscreteGpu(1)),
+                DeviceEntry::Wgpu(DeviceKind::IntegratedGpu(0)),
+                DeviceEntry::Wgpu(DeviceKind::VirtualGpu(2)),
+                DeviceEntry::Wgpu(DeviceKind::Cpu),
+            ]
+        );
+        // Each name reads back as the entry it came from.
+        let names: Vec<String> = parsed.iter().map(|e| e.name(0, 5)).collect();
+        assert_eq!(names.join(","), kinds);
         assert_eq!(
             parse(
                 "cpu,ws://127.0.0.1:4000,remote:10.0.0.2:5000",
@@ -206,6 +261,8 @@ mod tests {
             "ws://nohost",
             "ws://h:99999",
             "wgpu:x",
+            "wgpu:integrated",
+            "wgpu:cpu:0",
             "cuda:0",
         ] {
             let e = parse(bad, BackendKind::Cpu).unwrap_err();

@@ -9,6 +9,7 @@ mod devices;
 mod experiment;
 mod soak;
 mod train;
+mod watchdog;
 mod worker;
 
 use args::parse_args;
@@ -29,15 +30,17 @@ USAGE:
               [--quantize w8a8[,w6a6,...]] [--weight-range auto|{weight_ranges}]
               [--weight-granularity tensor|channel]
               [--act-range running_minmax|current_minmax|percentile:99.999] [--calib-batches N]
-              [--devices N|cpu,wgpu:I,ws://HOST:PORT,...] [--token-file F]
+              [--devices N|cpu,wgpu[:I|:integrated:I|:virtual:I|:cpu],ws://HOST:PORT,...]
+              [--token-file F]
               [--checkpoint FILE] [--checkpoint-every N] [--resume FILE]
               --devices: data parallel, `batch` stays the global batch (docs/scale-out.md)
-  qtlab worker --listen HOST:PORT [--backend cpu|wgpu] [--token-file F]
-              host this machine's device for a trainer's --devices ws://HOST:PORT; prints
-              `listening on ws://ADDR`; a non-loopback address needs --token-file
+  qtlab worker --listen HOST:PORT [--backend cpu|wgpu] [--devices N|LIST] [--token-file F]
+              host this machine's devices for a trainer's --devices ws://HOST:PORT (which
+              takes them all); prints `listening on ws://ADDR`; a non-loopback address needs
+              --token-file
   qtlab bench [--backend cpu|wgpu|all] [--bench-steps N] [--threads N]
-  qtlab bench --devices LIST [--preset ID] [--token-file F] [--bench-steps N]   tokens/s on
-              one device and on all, per device, and the scaling efficiency
+  qtlab bench --devices LIST [--preset ID|--spec ...] [--token-file F] [--bench-steps N]
+              tokens/s on one device and on all, per device, and the scaling efficiency
   qtlab bench kernels [--backend cpu|wgpu|all] [--bench-steps N] [--only NAME]   custom WGSL
               kernels vs their Burn-tensor references on the same device, and the cost of
               per-step outlier stats (--only: rows whose name contains NAME; `step` for the last)

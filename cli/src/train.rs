@@ -9,6 +9,7 @@ use qtlab_core::driver::Run;
 use qtlab_core::ptq::{QuantSettings, WeightRange, quantize_and_evaluate};
 use qtlab_core::record::{Event, RunRecord};
 use qtlab_core::spec::RunSpec;
+use qtlab_core::train::catch_device;
 use qtlab_core::train::{EvalReport, StepReport};
 
 use crate::args::{RunOpts, parse_args};
@@ -123,6 +124,8 @@ pub(crate) fn train_one(spec: RunSpec, opts: &RunOpts) -> Result<RunRecord, Stri
         );
     }
     let devices = opts.connect_devices()?;
+    // Lives to the end of the run, quantization included: every part of it talks to the workers.
+    let watch = crate::watchdog::Watchdog::start(&devices, opts.checkpoint.clone());
     let mut run = match &opts.resume {
         Some(path) => {
             let run = Run::resume(
@@ -140,6 +143,10 @@ pub(crate) fn train_one(spec: RunSpec, opts: &RunOpts) -> Result<RunRecord, Stri
         None => Run::with_devices(spec, data, &devices, opts.driver_opts())
             .map_err(|e| e.to_string())?,
     };
+    if let Some(w) = &watch {
+        w.step
+            .store(run.step(), std::sync::atomic::Ordering::Relaxed);
+    }
     let total = run.record().steps;
     let mut bar = Bar {
         tty: std::io::stderr().is_terminal(),
@@ -150,13 +157,22 @@ pub(crate) fn train_one(spec: RunSpec, opts: &RunOpts) -> Result<RunRecord, Stri
         first: None,
     };
     run.run_to_end(|ev| match ev {
-        Event::Step { report, .. } => bar.step(report, total),
+        Event::Step { report, .. } => {
+            if let Some(w) = &watch {
+                w.step
+                    .store(report.step + 1, std::sync::atomic::Ordering::Relaxed);
+            }
+            bar.step(report, total)
+        }
         Event::Eval(e) => bar.eval(e),
         _ => {}
     });
     if run.record().error.is_none() {
         for s in &settings {
-            match quantize_and_evaluate(run.trainer(), s) {
+            let t = run.trainer();
+            let q = catch_device(|| quantize_and_evaluate(t, s))
+                .map_err(|e| t.name_failure("quantization", e));
+            match q {
                 Ok(q) => {
                     if !opts.quiet {
                         let worst = q
@@ -186,10 +202,7 @@ pub(crate) fn train_one(spec: RunSpec, opts: &RunOpts) -> Result<RunRecord, Stri
 
 /// Tokens a training step consumes: batch × sequence length (patches + class token for ViT).
 fn tokens_per_step(s: &RunSpec) -> usize {
-    match s.model {
-        qtlab_core::spec::ModelKind::Vit => s.batch * ((s.image / s.patch.max(1)).pow(2) + 1),
-        _ => s.batch * s.seq_len,
-    }
+    s.batch * s.seq_tokens()
 }
 
 fn show_metric(m: &qtlab_core::ptq::calibrate::QuantMetric) -> String {
@@ -233,6 +246,14 @@ pub(crate) fn cmd_train(args: &[String]) -> Result<(), String> {
         );
     }
     match rec.error {
+        // A lost device leaves the last checkpoint whole (see `Run::save_checkpoint`); say so,
+        // and how to go on, where one was asked for.
+        Some(err) if err.starts_with("device error") => match &opts.checkpoint {
+            Some(p) if std::path::Path::new(p).exists() => Err(format!(
+                "{err}; the last checkpoint, {p}, is intact: add --resume {p} to go on"
+            )),
+            _ => Err(err),
+        },
         Some(err) => Err(err),
         None => Ok(()),
     }

@@ -1,6 +1,7 @@
 //! `qtlab worker`: hosts this machine's device for trainers elsewhere, through Burn's remote
 //! backend (burn-remote's WebSocket transport). The trainer keeps the autodiff graph and the
-//! optimizer; the worker runs the tensor operations it is sent.
+//! optimizer; the worker runs the tensor operations it is sent. One worker hosts all of a
+//! node's devices (`--devices wgpu:0,wgpu:1`); a trainer that lists the worker gets them all.
 
 use crate::devices::read_token;
 
@@ -11,6 +12,7 @@ fn is_loopback(addr: &std::net::SocketAddr) -> bool {
 
 pub(crate) fn cmd_worker(args: &[String]) -> Result<(), String> {
     let (mut listen, mut backend, mut token_file) = (None, "cpu".to_string(), None);
+    let mut devices_arg = None;
     let mut i = 0;
     while i < args.len() {
         let value = args
@@ -21,9 +23,10 @@ pub(crate) fn cmd_worker(args: &[String]) -> Result<(), String> {
             "--listen" => listen = Some(value),
             "--backend" => backend = value,
             "--token-file" => token_file = Some(value),
+            "--devices" => devices_arg = Some(value),
             other => {
                 return Err(format!(
-                    "qtlab worker: unknown argument `{other}` (usage: qtlab worker --listen HOST:PORT [--backend cpu|wgpu] [--token-file F])"
+                    "qtlab worker: unknown argument `{other}` (usage: qtlab worker --listen HOST:PORT [--backend cpu|wgpu] [--devices N|LIST] [--token-file F])"
                 ));
             }
         }
@@ -31,6 +34,22 @@ pub(crate) fn cmd_worker(args: &[String]) -> Result<(), String> {
     }
     let listen = listen.ok_or("qtlab worker needs --listen HOST:PORT (e.g. 127.0.0.1:4000)")?;
     let backend: qtlab_core::BackendKind = backend.parse()?;
+    let entries = crate::devices::parse(devices_arg.as_deref().unwrap_or("1"), backend)?;
+    let mut devices = Vec::new();
+    for (i, e) in entries.iter().enumerate() {
+        if matches!(e, crate::devices::DeviceEntry::Remote(_)) {
+            return Err(format!(
+                "qtlab worker --devices: {} is not a device of this machine",
+                e.name(i, entries.len())
+            ));
+        }
+        devices.push(crate::devices::local(e)?);
+    }
+    let names: Vec<String> = entries
+        .iter()
+        .enumerate()
+        .map(|(i, e)| e.name(i, entries.len()))
+        .collect();
     let addr: std::net::SocketAddr = std::net::ToSocketAddrs::to_socket_addrs(&listen)
         .map_err(|e| format!("--listen `{listen}`: {e}"))?
         .next()
@@ -43,13 +62,14 @@ pub(crate) fn cmd_worker(args: &[String]) -> Result<(), String> {
              listen on 127.0.0.1"
         ));
     }
-    serve(addr, backend, token)
+    serve(addr, devices, &names.join(","), token)
 }
 
 #[cfg(feature = "remote")]
 fn serve(
     addr: std::net::SocketAddr,
-    backend: qtlab_core::BackendKind,
+    devices: Vec<qtlab_core::Device>,
+    names: &str,
     token: Option<String>,
 ) -> Result<(), String> {
     use qtlab_core::burn::server::{RemoteServer, TokenAuthorizer, WebSocketTransport};
@@ -57,14 +77,14 @@ fn serve(
     let listener =
         std::net::TcpListener::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     let bound = listener.local_addr().map_err(|e| e.to_string())?;
-    let mut server = RemoteServer::new([backend.device()]);
+    let mut server = RemoteServer::new(devices);
     if let Some(t) = token {
         server = server.with_authorizer(
             TokenAuthorizer::new(t).map_err(|_| "the token file is empty".to_string())?,
         );
     }
     // The address on stdout, flushed, is how a script or a test learns a port-0 worker's port.
-    println!("listening on ws://{bound} ({})", backend.name());
+    println!("listening on ws://{bound} ({names})");
     let _ = std::io::stdout().flush();
     server
         .serve(WebSocketTransport::from_listener(listener))
@@ -74,7 +94,8 @@ fn serve(
 #[cfg(not(feature = "remote"))]
 fn serve(
     _addr: std::net::SocketAddr,
-    _backend: qtlab_core::BackendKind,
+    _devices: Vec<qtlab_core::Device>,
+    _names: &str,
     _token: Option<String>,
 ) -> Result<(), String> {
     Err("this qtlab was built without the `remote` feature, so it cannot be a worker".into())

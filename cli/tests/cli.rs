@@ -241,3 +241,23 @@ fn soak_reports_growth_over_its_bound() {
     assert_eq!(code, 1, "{out}");
     assert!(err.contains("above the -1000 MiB bound"), "{err}");
 }
+
+#[test]
+fn off_a_terminal_progress_is_a_plain_line_every_50_steps_with_rate_and_eta() {
+    let spec = "model=bert&layers=1&d=16&heads=2&ffn=32&seq=16&batch=4&eval_every=0&eval_batches=1";
+    let (code, _, err) = qtlab(&["train", "--spec", spec, "--steps", "120"]);
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("step ")).collect();
+    let at: Vec<&str> = lines
+        .iter()
+        .map(|l| l.split_whitespace().nth(1).unwrap())
+        .collect();
+    assert_eq!(at, ["50/120", "100/120", "120/120"], "{err}");
+    for l in &lines {
+        // batch 4 × seq 16 = 64 tokens a step: a positive rate, and an ETA that ends at 0 s.
+        let tok: f64 = l.split_whitespace().rev().nth(3).unwrap().parse().unwrap();
+        assert!(tok > 0.0 && l.contains(" tok/s  ETA "), "{l}");
+        assert!(l.contains("loss ") && !l.contains('\r'), "{l}");
+    }
+    assert!(lines[2].ends_with("ETA 0s"), "{}", lines[2]);
+}

@@ -172,7 +172,8 @@ impl Run {
     /// Writes the run's checkpoint to `path` (atomically).
     #[cfg(not(target_arch = "wasm32"))]
     pub fn save_checkpoint(&self, path: &std::path::Path) -> Result<(), String> {
-        let state = self.trainer.snapshot().map_err(|e| e.to_string())?;
+        let state = crate::train::catch_device(|| self.trainer.snapshot())
+            .map_err(|e| self.trainer.name_failure("checkpoint", e).to_string())?;
         crate::checkpoint::Checkpoint::save(
             &state,
             &self.trainer.spec.to_canonical(),
@@ -334,7 +335,8 @@ impl Run {
         if self.stepped(&mut out, r, t0) {
             let r = self.trainer.evaluate();
             if self.evaluated(&mut out, r) {
-                let r = inspect::inspect(&self.trainer);
+                let r = crate::train::catch_device(|| inspect::inspect(&self.trainer))
+                    .map_err(|e| self.trainer.name_failure("inspection", e));
                 self.inspected(&mut out, r);
             }
         }

@@ -90,9 +90,10 @@ pub const PRESETS: &[Preset] = &[
 ];
 
 /// The paper's own models, sizes and optimiser settings (shared/reference/paper.md, App. C):
-/// GPU work for the CLI (`qtlab experiment --preset paper-bert-base --devices …`), days on
-/// real GPUs, so the app does not offer them. Each trains its first `attn` beside `cmp`, every
-/// variant at the paper's setting. The data defaults to tinyshakespeare; point `--data` at a
+/// GPU work for the CLI, days on real GPUs, so the app does not offer them: `qtlab train
+/// --preset paper-bert-base --devices … --checkpoint …` trains vanilla, `--attn clipped` or
+/// `--attn gated` the others, every variant at the paper's setting (`qtlab experiment`
+/// trains `attn` and then each of `cmp`, without checkpoints). The data defaults to tinyshakespeare; point `--data` at a
 /// large corpus (a file over 200 MiB is streamed). The tokenizer is per character, so
 /// perplexities are not comparable with the paper's Table 2; outlier magnitudes and
 /// quantization gaps are comparable in kind.

@@ -344,7 +344,12 @@ fn paper_scale_ids() -> String {
 fn paper_scale_title() -> String {
     PAPER_PRESETS
         .iter()
-        .map(|p| format!("qtlab experiment --preset {} --devices …: {}", p.id, p.name))
+        .map(|p| {
+            format!(
+                "qtlab train --preset {} --devices … --checkpoint run.ckpt: {}",
+                p.id, p.name
+            )
+        })
         .collect::<Vec<_>>()
         .join("\n")
 }

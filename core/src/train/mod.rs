@@ -342,13 +342,22 @@ fn run_shard(
 
 /// The socket address of a worker named `ws://HOST:PORT`.
 fn remote_addr(name: &str) -> Option<std::net::SocketAddr> {
-    let hostport = name.strip_prefix("ws://")?;
+    // `ws://HOST:PORT#k` is a worker's device k.
+    let hostport = name.strip_prefix("ws://")?.split('#').next()?;
     std::net::ToSocketAddrs::to_socket_addrs(hostport)
         .ok()?
         .next()
 }
 
 /// The text of a caught panic.
+/// Runs `f`, turning a panic into a device error: Burn's remote client and a lost GPU panic
+/// on some paths, and that must end the run with a message (and its record kept), not take
+/// the process down.
+pub fn catch_device<T>(f: impl FnOnce() -> Result<T, TrainError>) -> Result<T, TrainError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+        .unwrap_or_else(|p| Err(TrainError::Device(panic_text(&p))))
+}
+
 pub(crate) fn panic_text(p: &Box<dyn std::any::Any + Send>) -> String {
     p.downcast_ref::<String>()
         .cloned()
@@ -735,27 +744,9 @@ impl Trainer {
 
     /// Native convenience: step and read back, refusing a non-finite loss.
     pub fn step_sync(&mut self, with_stats: bool) -> Result<StepReport, TrainError> {
-        let r = if self.devices.len() == 1 {
-            self.step(with_stats)?.read().map_err(TrainError::Device)?
-        } else {
-            // Burn's remote client panics on some paths when a worker goes away; that must
-            // end this run with the worker's name, not take the process down.
-            let step = self.steps_done;
-            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                self.step(with_stats)?.read().map_err(TrainError::Device)
-            }))
-            .unwrap_or_else(|p| Err(TrainError::Device(panic_text(&p))));
-            match r {
-                Ok(r) => r,
-                Err(TrainError::Device(why)) => {
-                    return Err(TrainError::Device(format!(
-                        "{} failed during step {step} ({why})",
-                        self.failed_devices()
-                    )));
-                }
-                Err(e) => return Err(e),
-            }
-        };
+        let step = self.steps_done;
+        let r = catch_device(|| self.step(with_stats)?.read().map_err(TrainError::Device))
+            .map_err(|e| self.name_failure(&format!("step {step}"), e))?;
         if !r.loss.is_finite() || !r.grad_norm.is_finite() {
             return Err(TrainError::Diverged {
                 step: r.step,
@@ -763,6 +754,18 @@ impl Trainer {
             });
         }
         Ok(r)
+    }
+
+    /// A device error of `what` (a step, an evaluation, a quantization) named by the devices
+    /// that no longer answer, so a lost worker or GPU is named, not "a device error".
+    pub fn name_failure(&self, what: &str, e: TrainError) -> TrainError {
+        match e {
+            TrainError::Device(why) => TrainError::Device(format!(
+                "{} failed during {what} ({why})",
+                self.failed_devices()
+            )),
+            e => e,
+        }
     }
 
     /// [`Trainer::step_sync`] for the browser: awaits the readback instead of blocking.
@@ -806,13 +809,16 @@ impl Trainer {
 
     /// Evaluates on `spec.eval_batches` fixed held-out batches (blocking readback per batch).
     pub fn evaluate(&self) -> Result<EvalReport, TrainError> {
-        let mut eval = EvalAccumulator::default();
-        let model = self.model().valid();
-        for i in 0..self.spec.eval_batches {
-            let (packed, acc) = self.eval_batch(&model, i);
-            eval.add(&read_f32(packed)?, acc);
-        }
-        Ok(eval.finish(&self.spec, self.steps_done))
+        catch_device(|| {
+            let mut eval = EvalAccumulator::default();
+            let model = self.model().valid();
+            for i in 0..self.spec.eval_batches {
+                let (packed, acc) = self.eval_batch(&model, i);
+                eval.add(&read_f32(packed)?, acc);
+            }
+            Ok(eval.finish(&self.spec, self.steps_done))
+        })
+        .map_err(|e| self.name_failure("evaluation", e))
     }
 
     /// [`Trainer::evaluate`] for the browser: awaits each batch's readback instead of blocking.
