@@ -40,15 +40,23 @@ pub(crate) fn cmd_experiment(args: &[String]) -> Result<(), String> {
     let mut runs: Vec<(u64, Vec<(String, RunRecord)>)> = Vec::new();
     for k in 0..opts.seeds {
         let seed = base.seed + k;
-        let mut records = Vec::new();
+        runs.push((seed, Vec::new()));
         for v in &variants {
             let mut spec = base.clone();
             spec.seed = seed;
             spec.set("attn", v).map_err(|e| e.to_string())?;
             spec.validate().map_err(|e| e.to_string())?;
-            records.push((v.clone(), train_one(spec, &opts)?));
+            let rec = train_one(spec, &opts)?;
+            runs.last_mut()
+                .expect("pushed above")
+                .1
+                .push((v.clone(), rec));
+            // Written after every run, so a run that ends the process (a worker gone silent,
+            // see watchdog.rs) leaves the finished ones on disk.
+            if let Some(path) = &opts.out {
+                write_json(path, &records_json(&runs), true)?;
+            }
         }
-        runs.push((seed, records));
     }
     let is_vit = base.model == qtlab_core::spec::ModelKind::Vit;
     println!(
@@ -57,16 +65,19 @@ pub(crate) fn cmd_experiment(args: &[String]) -> Result<(), String> {
     );
     println!("\nbase spec: `{}`", base.to_canonical());
     if let Some(path) = &opts.out {
-        let all: Vec<_> = runs
-            .iter()
-            .flat_map(|(seed, recs)| {
-                recs.iter()
-                    .map(move |(v, r)| serde_json::json!({"seed": seed, "variant": v, "record": r}))
-            })
-            .collect();
-        write_json(path, &all, opts.quiet)?;
+        write_json(path, &records_json(&runs), opts.quiet)?;
     }
     Ok(())
+}
+
+/// Every record so far, with its seed and variant.
+fn records_json(runs: &[(u64, Vec<(String, RunRecord)>)]) -> Vec<serde_json::Value> {
+    runs.iter()
+        .flat_map(|(seed, recs)| {
+            recs.iter()
+                .map(move |(v, r)| serde_json::json!({"seed": seed, "variant": v, "record": r}))
+        })
+        .collect()
 }
 
 /// FP metric of a record: ppl for text, accuracy in % for images.

@@ -9,8 +9,8 @@ use qtlab_core::driver::Run;
 use qtlab_core::ptq::{QuantSettings, WeightRange, quantize_and_evaluate};
 use qtlab_core::record::{Event, RunRecord};
 use qtlab_core::spec::RunSpec;
-use qtlab_core::train::catch_device;
 use qtlab_core::train::{EvalReport, StepReport};
+use qtlab_core::train::{catch_device, panic_text};
 
 use crate::args::{RunOpts, parse_args};
 
@@ -125,8 +125,11 @@ pub(crate) fn train_one(spec: RunSpec, opts: &RunOpts) -> Result<RunRecord, Stri
     }
     let devices = opts.connect_devices()?;
     // Lives to the end of the run, quantization included: every part of it talks to the workers.
-    let watch = crate::watchdog::Watchdog::start(&devices, opts.checkpoint.clone());
-    let mut run = match &opts.resume {
+    let ckfile = (opts.checkpoint.as_ref())
+        .map(|p| crate::watchdog::CheckpointFile::new(p, opts.resume.as_deref()));
+    let watch = crate::watchdog::Watchdog::start(&devices, ckfile.clone());
+    // Building the model on the devices (or restoring it) talks to the workers too.
+    let made = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match &opts.resume {
         Some(path) => {
             let run = Run::resume(
                 spec,
@@ -138,11 +141,18 @@ pub(crate) fn train_one(spec: RunSpec, opts: &RunOpts) -> Result<RunRecord, Stri
             if !opts.quiet {
                 eprintln!("resuming {path} at step {}", run.step());
             }
-            run
+            Ok(run)
         }
-        None => Run::with_devices(spec, data, &devices, opts.driver_opts())
-            .map_err(|e| e.to_string())?,
-    };
+        None => {
+            Run::with_devices(spec, data, &devices, opts.driver_opts()).map_err(|e| e.to_string())
+        }
+    }));
+    let mut run = made.unwrap_or_else(|p| {
+        Err(format!(
+            "device error: a device failed while the run was set up ({})",
+            panic_text(&p)
+        ))
+    })?;
     if let Some(w) = &watch {
         w.step
             .store(run.step(), std::sync::atomic::Ordering::Relaxed);
@@ -197,7 +207,14 @@ pub(crate) fn train_one(spec: RunSpec, opts: &RunOpts) -> Result<RunRecord, Stri
             }
         }
     }
-    Ok(run.finish())
+    let mut rec = run.finish();
+    // A lost device: say whether this run's checkpoint is there to go on from, and how.
+    if let (Some(err), Some(c)) = (&mut rec.error, &ckfile)
+        && err.contains("device error")
+    {
+        *err = format!("{err}; {}", c.advice());
+    }
+    Ok(rec)
 }
 
 /// Tokens a training step consumes: batch × sequence length (patches + class token for ViT).
@@ -221,7 +238,11 @@ pub(crate) fn write_json<T: serde::Serialize>(
     quiet: bool,
 ) -> Result<(), String> {
     let json = serde_json::to_string_pretty(value).map_err(|e| e.to_string())?;
-    std::fs::write(path, json).map_err(|e| format!("cannot write `{path}`: {e}"))?;
+    // Through a temporary file and a rename, so an interrupted write leaves the last one whole.
+    let tmp = format!("{path}.tmp");
+    std::fs::write(&tmp, json)
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(|e| format!("cannot write `{path}`: {e}"))?;
     if !quiet {
         eprintln!("wrote {path}");
     }
@@ -248,12 +269,6 @@ pub(crate) fn cmd_train(args: &[String]) -> Result<(), String> {
     match rec.error {
         // A lost device leaves the last checkpoint whole (see `Run::save_checkpoint`); say so,
         // and how to go on, where one was asked for.
-        Some(err) if err.starts_with("device error") => match &opts.checkpoint {
-            Some(p) if std::path::Path::new(p).exists() => Err(format!(
-                "{err}; the last checkpoint, {p}, is intact: add --resume {p} to go on"
-            )),
-            _ => Err(err),
-        },
         Some(err) => Err(err),
         None => Ok(()),
     }

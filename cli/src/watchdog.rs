@@ -1,12 +1,15 @@
 //! Ends a run by name when a worker's node goes away without a word.
 //!
 //! A killed worker resets its connection, and the step that was waiting on it fails at once.
-//! A node that loses power or network sends nothing: Burn 0.22.1's WebSocket client sets no
-//! read timeout, so the trainer would wait on TCP's own timeouts, many minutes. The watchdog
-//! probes each worker's port from a thread of its own, and once one has not answered for
-//! `MISSES` probes in a row it ends the process with the worker's name. The main thread may be
-//! blocked inside Burn at that moment, so there is nothing to unwind to; checkpoints are written
-//! to a temporary file and renamed, so the last one is whole whatever the exit interrupts.
+//! A node that loses power or network sends nothing. Burn 0.22.1's WebSocket connections use
+//! TCP keepalive (10 s idle, then 4 probes 5 s apart), which notices a dead peer in about 30 s
+//! only while the connection is idle; with a request unacknowledged in flight, TCP retransmits
+//! for many minutes instead. So the watchdog probes each worker's port from a thread of its
+//! own, and once one has refused `MISSES` probes in a row, with no step finished meanwhile, it
+//! ends the process with the worker's name. The main thread may be blocked inside Burn at that
+//! moment, so there is nothing to unwind to; checkpoints are written to a temporary file and
+//! renamed, so the last one is whole whatever the exit interrupts. The `--out` record is not
+//! written; the checkpoint holds the record so far.
 
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::Arc;
@@ -31,22 +34,76 @@ pub(crate) struct Watchdog {
     handle: Option<JoinHandle<()>>,
 }
 
-/// The workers among `devices`, once each: `ws://HOST:PORT#k` is device k of `ws://HOST:PORT`.
-fn workers(devices: &[(Device, String)]) -> Vec<(String, SocketAddr)> {
-    let mut out: Vec<(String, SocketAddr)> = Vec::new();
+/// The workers among `devices`, once each, with every address each name resolves to (Burn's
+/// client tries them all, so a dual-stack `localhost` that refuses on `::1` still answers on
+/// 127.0.0.1): `ws://HOST:PORT#k` is device k of `ws://HOST:PORT`.
+fn workers(devices: &[(Device, String)]) -> Vec<(String, Vec<SocketAddr>)> {
+    let mut out: Vec<(String, Vec<SocketAddr>)> = Vec::new();
     for (_, name) in devices {
         let Some(hostport) = name.strip_prefix("ws://") else {
             continue;
         };
         let hostport = hostport.split('#').next().unwrap_or(hostport);
-        let Some(addr) = hostport.to_socket_addrs().ok().and_then(|mut a| a.next()) else {
+        let url = format!("ws://{hostport}");
+        if out.iter().any(|(u, _)| *u == url) {
             continue;
-        };
-        if !out.iter().any(|(_, a)| *a == addr) {
-            out.push((format!("ws://{hostport}"), addr));
         }
+        // The trainer has just connected, so the name resolves; if it no longer does, the
+        // worker is still watched through the addresses it had.
+        let addrs: Vec<SocketAddr> = hostport
+            .to_socket_addrs()
+            .map(|a| a.collect())
+            .unwrap_or_default();
+        out.push((url, addrs));
     }
     out
+}
+
+/// Whether a worker accepts a TCP connection on any of its addresses.
+fn answers(addrs: &[SocketAddr]) -> bool {
+    addrs
+        .iter()
+        .any(|a| TcpStream::connect_timeout(a, PROBE_TIMEOUT).is_ok())
+}
+
+/// Whether `path` holds a checkpoint of this run: one it wrote (the file changed since the run
+/// began) or the one it resumed from. A stale file of an earlier run is neither.
+#[derive(Clone)]
+pub(crate) struct CheckpointFile {
+    pub(crate) path: String,
+    at_start: Option<std::time::SystemTime>,
+    resumed_from_it: bool,
+}
+
+impl CheckpointFile {
+    pub(crate) fn new(path: &str, resume: Option<&str>) -> CheckpointFile {
+        CheckpointFile {
+            path: path.to_string(),
+            at_start: modified(path),
+            resumed_from_it: resume == Some(path),
+        }
+    }
+
+    pub(crate) fn of_this_run(&self) -> bool {
+        match modified(&self.path) {
+            None => false,
+            now => self.resumed_from_it || now != self.at_start,
+        }
+    }
+
+    /// What to tell a user whose run stopped on a lost device.
+    pub(crate) fn advice(&self) -> String {
+        let p = &self.path;
+        if self.of_this_run() {
+            format!("the last checkpoint, {p}, is intact: restart the worker and add --resume {p}")
+        } else {
+            format!("no checkpoint of this run was written to {p} yet")
+        }
+    }
+}
+
+fn modified(path: &str) -> Option<std::time::SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
 }
 
 impl Watchdog {
@@ -54,7 +111,7 @@ impl Watchdog {
     /// named in the message, so the user knows what to resume from.
     pub(crate) fn start(
         devices: &[(Device, String)],
-        checkpoint: Option<String>,
+        checkpoint: Option<CheckpointFile>,
     ) -> Option<Watchdog> {
         let workers = workers(devices);
         if workers.is_empty() {
@@ -64,7 +121,8 @@ impl Watchdog {
         let step = Arc::new(AtomicUsize::new(0));
         let (stop2, step2) = (stop.clone(), step.clone());
         let handle = std::thread::spawn(move || {
-            let mut misses = vec![0u32; workers.len()];
+            // Per worker: failed probes in a row, and the step when the first of them failed.
+            let mut misses = vec![(0u32, 0usize); workers.len()];
             let mut last = Instant::now();
             while !stop2.load(Ordering::Relaxed) {
                 std::thread::sleep(Duration::from_millis(100));
@@ -72,26 +130,30 @@ impl Watchdog {
                     continue;
                 }
                 last = Instant::now();
-                for (i, (url, addr)) in workers.iter().enumerate() {
-                    if TcpStream::connect_timeout(addr, PROBE_TIMEOUT).is_ok() {
-                        misses[i] = 0;
+                let now = step2.load(Ordering::Relaxed);
+                for (i, (url, addrs)) in workers.iter().enumerate() {
+                    // Steps still finishing mean the open connections work, whatever a new
+                    // connection meets (a SYN limit, a firewall): only silence and refusal
+                    // together end the run.
+                    if answers(addrs) || (misses[i].0 > 0 && now != misses[i].1) {
+                        misses[i] = (0, now);
                         continue;
                     }
-                    misses[i] += 1;
-                    if misses[i] >= MISSES && !stop2.load(Ordering::Relaxed) {
+                    if misses[i].0 == 0 {
+                        misses[i].1 = now;
+                    }
+                    misses[i].0 += 1;
+                    if misses[i].0 >= MISSES && !stop2.load(Ordering::Relaxed) {
                         let secs = (EVERY * (MISSES - 1)).as_secs();
                         let resume = match &checkpoint {
-                            Some(p) => format!(
-                                "the last checkpoint, {p}, is intact: restart the worker and add \
-                                 --resume {p}"
-                            ),
+                            Some(c) => c.advice(),
                             None => "no --checkpoint was asked for, so the run is lost".into(),
                         };
                         eprintln!(
-                            "\ndevice error: worker {url} stopped answering during step {} (no \
-                             connection for {secs} s); {resume}",
-                            step2.load(Ordering::Relaxed)
+                            "\ndevice error: worker {url} stopped answering during step {now} (no \
+                             connection and no step finished for {secs} s); {resume}"
                         );
+                        let _ = std::io::Write::flush(&mut std::io::stderr());
                         std::process::exit(1);
                     }
                 }
@@ -130,6 +192,7 @@ mod tests {
         let w = workers(&devices);
         let urls: Vec<&str> = w.iter().map(|(u, _)| u.as_str()).collect();
         assert_eq!(urls, ["ws://127.0.0.1:4000", "ws://127.0.0.1:4001"]);
+        assert!(w.iter().all(|(_, a)| a.len() == 1));
         assert!(Watchdog::start(&devices[..1], None).is_none());
     }
 }

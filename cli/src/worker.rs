@@ -35,6 +35,15 @@ pub(crate) fn cmd_worker(args: &[String]) -> Result<(), String> {
     let listen = listen.ok_or("qtlab worker needs --listen HOST:PORT (e.g. 127.0.0.1:4000)")?;
     let backend: qtlab_core::BackendKind = backend.parse()?;
     let entries = crate::devices::parse(devices_arg.as_deref().unwrap_or("1"), backend)?;
+    // Burn serves one backend per server: every CubeCL runtime (wgpu, CUDA) is one, Flex another.
+    let cpu = |e: &crate::devices::DeviceEntry| matches!(e, crate::devices::DeviceEntry::Cpu);
+    if entries.iter().any(cpu) && !entries.iter().all(cpu) {
+        return Err(
+            "qtlab worker --devices: a worker serves CPU devices or GPU ones, not both; start \
+             one worker for each"
+                .into(),
+        );
+    }
     let mut devices = Vec::new();
     for (i, e) in entries.iter().enumerate() {
         if matches!(e, crate::devices::DeviceEntry::Remote(_)) {

@@ -195,6 +195,17 @@ fn a_wrong_or_missing_credential_is_refused_by_name() {
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("is empty"));
+    // Burn serves one backend per server: a mixed list is refused before it claims to listen.
+    let out = bin()
+        .args(["worker", "--listen", "127.0.0.1:0", "--devices", "cpu,wgpu"])
+        .output()
+        .unwrap();
+    let (o, e) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(1), "{e}");
+    assert!(e.contains("not both") && !o.contains("listening"), "{o}{e}");
 }
 
 #[test]
@@ -419,7 +430,10 @@ fn a_worker_that_goes_silent_without_a_reset_stops_the_run_by_name() {
     let mut err = String::new();
     std::io::Read::read_to_string(&mut trainer.stderr.take().unwrap(), &mut err).unwrap();
     assert_eq!(status.code(), Some(1), "{err}");
-    assert!(err.contains(&relay.url), "names the worker: {err}");
+    assert!(
+        err.contains(&format!("worker {} stopped answering", relay.url)),
+        "the watchdog names the worker: {err}"
+    );
     assert!(!err.contains(&a.url), "blames the live worker too: {err}");
     assert!(err.contains("--resume"), "says how to go on: {err}");
     qtlab_core::checkpoint::Checkpoint::load(&ck).expect("an intact checkpoint");

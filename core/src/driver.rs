@@ -197,8 +197,8 @@ impl Run {
         }
         if let Err(e) = self.save_checkpoint(&c.path) {
             let f = crate::record::Failure {
+                device: e.starts_with("device error"),
                 message: e,
-                device: false,
                 diverged: None,
             };
             self.emit(out, Event::Failed(f));

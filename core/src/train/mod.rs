@@ -358,7 +358,7 @@ pub fn catch_device<T>(f: impl FnOnce() -> Result<T, TrainError>) -> Result<T, T
         .unwrap_or_else(|p| Err(TrainError::Device(panic_text(&p))))
 }
 
-pub(crate) fn panic_text(p: &Box<dyn std::any::Any + Send>) -> String {
+pub fn panic_text(p: &Box<dyn std::any::Any + Send>) -> String {
     p.downcast_ref::<String>()
         .cloned()
         .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
