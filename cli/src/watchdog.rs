@@ -11,13 +11,14 @@
 //! renamed, so the last one is whole whatever the exit interrupts. The `--out` record is not
 //! written; the checkpoint holds the record so far.
 
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use qtlab_core::Device;
+use qtlab_core::train::{worker_answers, worker_of};
 
 /// How often each worker is probed.
 const EVERY: Duration = Duration::from_secs(4);
@@ -34,36 +35,15 @@ pub(crate) struct Watchdog {
     handle: Option<JoinHandle<()>>,
 }
 
-/// The workers among `devices`, once each, with every address each name resolves to (Burn's
-/// client tries them all, so a dual-stack `localhost` that refuses on `::1` still answers on
-/// 127.0.0.1): `ws://HOST:PORT#k` is device k of `ws://HOST:PORT`.
+/// The workers among `devices`, once each, with their addresses.
 fn workers(devices: &[(Device, String)]) -> Vec<(String, Vec<SocketAddr>)> {
     let mut out: Vec<(String, Vec<SocketAddr>)> = Vec::new();
-    for (_, name) in devices {
-        let Some(hostport) = name.strip_prefix("ws://") else {
-            continue;
-        };
-        let hostport = hostport.split('#').next().unwrap_or(hostport);
-        let url = format!("ws://{hostport}");
-        if out.iter().any(|(u, _)| *u == url) {
-            continue;
+    for (url, addrs) in devices.iter().filter_map(|(_, name)| worker_of(name)) {
+        if !out.iter().any(|(u, _)| *u == url) {
+            out.push((url, addrs));
         }
-        // The trainer has just connected, so the name resolves; if it no longer does, the
-        // worker is still watched through the addresses it had.
-        let addrs: Vec<SocketAddr> = hostport
-            .to_socket_addrs()
-            .map(|a| a.collect())
-            .unwrap_or_default();
-        out.push((url, addrs));
     }
     out
-}
-
-/// Whether a worker accepts a TCP connection on any of its addresses.
-fn answers(addrs: &[SocketAddr]) -> bool {
-    addrs
-        .iter()
-        .any(|a| TcpStream::connect_timeout(a, PROBE_TIMEOUT).is_ok())
 }
 
 /// Whether `path` holds a checkpoint of this run: one it wrote (the file changed since the run
@@ -135,7 +115,9 @@ impl Watchdog {
                     // Steps still finishing mean the open connections work, whatever a new
                     // connection meets (a SYN limit, a firewall): only silence and refusal
                     // together end the run.
-                    if answers(addrs) || (misses[i].0 > 0 && now != misses[i].1) {
+                    if worker_answers(addrs, PROBE_TIMEOUT)
+                        || (misses[i].0 > 0 && now != misses[i].1)
+                    {
                         misses[i] = (0, now);
                         continue;
                     }

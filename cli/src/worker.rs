@@ -44,16 +44,9 @@ pub(crate) fn cmd_worker(args: &[String]) -> Result<(), String> {
                 .into(),
         );
     }
-    let mut devices = Vec::new();
-    for (i, e) in entries.iter().enumerate() {
-        if matches!(e, crate::devices::DeviceEntry::Remote(_)) {
-            return Err(format!(
-                "qtlab worker --devices: {} is not a device of this machine",
-                e.name(i, entries.len())
-            ));
-        }
-        devices.push(crate::devices::local(e)?);
-    }
+    let devices = (entries.iter())
+        .map(|e| crate::devices::local(e).map_err(|m| format!("qtlab worker --devices: {m}")))
+        .collect::<Result<Vec<_>, _>>()?;
     let names: Vec<String> = entries
         .iter()
         .enumerate()

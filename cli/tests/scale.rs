@@ -109,6 +109,58 @@ fn train(args: &[&str], limit: Duration) -> (i32, String, Option<f64>) {
     (status.code().unwrap_or(-1), err, loss)
 }
 
+/// A trainer on `devices` that checkpoints to `ck` every 2 steps; returns once the first
+/// checkpoint is on disk, so a fault injected next lands mid-run.
+fn checkpointing_trainer(
+    steps: &str,
+    devices: &str,
+    token_file: &str,
+    ck: &std::path::Path,
+) -> Child {
+    let trainer = bin()
+        .args(["train", "--spec", SPEC, "--quiet", "--steps", steps])
+        .args([
+            "--devices",
+            devices,
+            "--token-file",
+            token_file,
+            "--checkpoint",
+        ])
+        .arg(ck)
+        .args(["--checkpoint-every", "2"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    while !ck.exists() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(120),
+            "no checkpoint written"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    trainer
+}
+
+/// Waits for `trainer` to exit, at most 30 s after `fault`; its status and stderr.
+fn stops_within_30_s(trainer: &mut Child, fault: &str) -> (std::process::ExitStatus, String) {
+    let t0 = Instant::now();
+    let status = loop {
+        if let Some(s) = trainer.try_wait().unwrap() {
+            break s;
+        }
+        if t0.elapsed() > Duration::from_secs(30) {
+            let _ = trainer.kill();
+            panic!("the trainer did not stop within 30 s of {fault}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut trainer.stderr.take().unwrap(), &mut err).unwrap();
+    (status, err)
+}
+
 #[test]
 fn two_loopback_workers_or_one_with_two_devices_agree_with_local_devices() {
     let tf = token("tok-agree", "s3cret\n");
@@ -236,47 +288,10 @@ fn a_killed_worker_stops_the_run_by_name_and_its_checkpoint_finishes_on_new_work
     let _ = std::fs::remove_file(&ck);
     let (a, mut b) = (worker(Some(&tf)), worker(Some(&tf)));
     let list = format!("{},{}", a.url, b.url);
-    let mut trainer = bin()
-        .args([
-            "train",
-            "--spec",
-            SPEC,
-            "--quiet",
-            "--steps",
-            STEPS,
-            "--devices",
-            &list,
-        ])
-        .args(["--token-file", t, "--checkpoint"])
-        .arg(&ck)
-        .args(["--checkpoint-every", "2"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let t0 = Instant::now();
-    while !ck.exists() {
-        assert!(
-            t0.elapsed() < Duration::from_secs(120),
-            "no checkpoint written"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let mut trainer = checkpointing_trainer(STEPS, &list, t, &ck);
     std::thread::sleep(Duration::from_millis(300));
     b.child.kill().unwrap();
-    let killed = Instant::now();
-    let status = loop {
-        if let Some(s) = trainer.try_wait().unwrap() {
-            break s;
-        }
-        if killed.elapsed() > Duration::from_secs(30) {
-            let _ = trainer.kill();
-            panic!("the trainer did not stop within 30 s of its worker dying");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let mut err = String::new();
-    std::io::Read::read_to_string(&mut trainer.stderr.take().unwrap(), &mut err).unwrap();
+    let (status, err) = stops_within_30_s(&mut trainer, "its worker dying");
     assert_eq!(status.code(), Some(1), "{err}");
     assert!(err.contains(&b.url), "names the worker: {err}");
     assert!(!err.contains(&a.url), "blames the live worker too: {err}");
@@ -398,37 +413,9 @@ fn a_worker_that_goes_silent_without_a_reset_stops_the_run_by_name() {
     let (a, b) = (worker(Some(&tf)), worker(Some(&tf)));
     let relay = Relay::new(&b.url);
     let list = format!("{},{}", a.url, relay.url);
-    let mut trainer = bin()
-        .args(["train", "--spec", SPEC, "--quiet", "--steps", "100000"])
-        .args(["--devices", &list, "--token-file", t, "--checkpoint"])
-        .arg(&ck)
-        .args(["--checkpoint-every", "2"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let t0 = Instant::now();
-    while !ck.exists() {
-        assert!(
-            t0.elapsed() < Duration::from_secs(120),
-            "no checkpoint written"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let mut trainer = checkpointing_trainer("100000", &list, t, &ck);
     relay.pull_the_plug();
-    let pulled = Instant::now();
-    let status = loop {
-        if let Some(s) = trainer.try_wait().unwrap() {
-            break s;
-        }
-        if pulled.elapsed() > Duration::from_secs(30) {
-            let _ = trainer.kill();
-            panic!("the trainer did not stop within 30 s of its worker going silent");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let mut err = String::new();
-    std::io::Read::read_to_string(&mut trainer.stderr.take().unwrap(), &mut err).unwrap();
+    let (status, err) = stops_within_30_s(&mut trainer, "its worker going silent");
     assert_eq!(status.code(), Some(1), "{err}");
     assert!(
         err.contains(&format!("worker {} stopped answering", relay.url)),

@@ -340,16 +340,26 @@ fn run_shard(
     }
 }
 
-/// The socket address of a worker named `ws://HOST:PORT`.
-fn remote_addr(name: &str) -> Option<std::net::SocketAddr> {
-    // `ws://HOST:PORT#k` is a worker's device k.
-    let hostport = name.strip_prefix("ws://")?.split('#').next()?;
-    std::net::ToSocketAddrs::to_socket_addrs(hostport)
-        .ok()?
-        .next()
+/// The worker behind a device named `ws://HOST:PORT` (or `ws://HOST:PORT#k`, its device k):
+/// its URL and every address its host resolves to (Burn's client tries them all, so a
+/// dual-stack `localhost` refusing on `::1` still answers on 127.0.0.1). `None` for a device
+/// of this machine.
+pub fn worker_of(name: &str) -> Option<(String, Vec<std::net::SocketAddr>)> {
+    let hostport = name.strip_prefix("ws://")?;
+    let hostport = hostport.split('#').next().unwrap_or(hostport);
+    let addrs = std::net::ToSocketAddrs::to_socket_addrs(hostport)
+        .map(|a| a.collect())
+        .unwrap_or_default();
+    Some((format!("ws://{hostport}"), addrs))
 }
 
-/// The text of a caught panic.
+/// Whether a worker accepts a TCP connection on any of its addresses within `timeout`.
+pub fn worker_answers(addrs: &[std::net::SocketAddr], timeout: std::time::Duration) -> bool {
+    addrs
+        .iter()
+        .any(|a| std::net::TcpStream::connect_timeout(a, timeout).is_ok())
+}
+
 /// Runs `f`, turning a panic into a device error: Burn's remote client and a lost GPU panic
 /// on some paths, and that must end the run with a message (and its record kept), not take
 /// the process down.
@@ -358,6 +368,7 @@ pub fn catch_device<T>(f: impl FnOnce() -> Result<T, TrainError>) -> Result<T, T
         .unwrap_or_else(|p| Err(TrainError::Device(panic_text(&p))))
 }
 
+/// The text of a caught panic.
 pub fn panic_text(p: &Box<dyn std::any::Any + Send>) -> String {
     p.downcast_ref::<String>()
         .cloned()
@@ -460,13 +471,10 @@ impl Trainer {
     /// not "a device".
     fn failed_devices(&self) -> String {
         let dead: Vec<String> = (0..self.devices.len())
-            .filter(|&d| match remote_addr(&self.device_name(d)) {
+            .filter(|&d| match worker_of(&self.device_name(d)) {
                 // A live worker's session may still report the failure it was waiting on
                 // (a transfer from the dead one), so a worker is judged by whether it answers.
-                Some(addr) => {
-                    std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(2))
-                        .is_err()
-                }
+                Some((_, addrs)) => !worker_answers(&addrs, std::time::Duration::from_secs(2)),
                 None => {
                     let dev = self.devices[d].clone().inner();
                     !matches!(
